@@ -1,0 +1,383 @@
+//! The sync state machine, generic over a [`Store`] and a [`Transport`].
+//!
+//! The flow:
+//! 1. [`SyncEngine::enqueue`] validates new operations, stamps them with the hybrid clock and
+//!    appends them to the store's queue in one committed write.
+//! 2. [`SyncEngine::sync_once`] reads the pending operations, orders them ([`queue::order`]),
+//!    and pushes them in batches. The hub answers each operation; applied ones leave the queue,
+//!    the others stay with the hub's verdict. A batch whose answer is lost stays pending and is
+//!    sent again with the same ids, and the hub answers it with its first result, so every
+//!    operation is applied exactly once.
+//! 3. Then it pulls the hub's changes after its cursor into the cache, page by page, moving
+//!    the cursor with each page in the same write.
+//!
+//! Reading a document ([`SyncEngine::get`]) shows the cached hub version with this store's own
+//! pending operations applied on top, so a till sees its own sales before they sync.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::apply::apply;
+use super::clock::Hlc;
+use super::model::{rfc3339, DocKey, Document, Fields, OpKind, OpStatus, Operation, StoreId};
+use super::protocol::{validate, InvalidOperation, PullQuery, PushRequest, DEFAULT_PULL, MAX_BATCH};
+use super::queue;
+use super::store::{Store, StoreError};
+use super::transport::{Transport, TransportError};
+
+/// How an engine is set up.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// This store's id.
+    pub store: StoreId,
+    /// Operations per push.
+    pub batch_size: usize,
+    /// Changes per pull page.
+    pub pull_limit: u32,
+    /// The collections cached for offline use (empty: all).
+    pub cached_collections: Vec<String>,
+    /// The priority of each collection's operations, when an operation does not set one.
+    pub priorities: HashMap<String, i32>,
+}
+
+impl EngineConfig {
+    /// Defaults for a store: batches of 100, pages of 500, every collection cached.
+    pub fn new(store: StoreId) -> Self {
+        EngineConfig {
+            store,
+            batch_size: 100,
+            pull_limit: DEFAULT_PULL,
+            cached_collections: Vec::new(),
+            priorities: HashMap::new(),
+        }
+    }
+}
+
+/// An operation as the POS asks for it; the engine fills in the rest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewOperation {
+    /// The idempotency key, made on the device.
+    pub id: Uuid,
+    /// The collection.
+    pub collection: String,
+    /// The document id.
+    pub doc_id: String,
+    /// What it does.
+    pub kind: OpKind,
+    /// Fields, or deltas for an increment.
+    pub data: Fields,
+    /// The version the POS based this change on; `None` takes the cached document's.
+    pub base_version: Option<u64>,
+    /// Overrides the collection's priority.
+    pub priority: Option<i32>,
+}
+
+/// What one sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncSummary {
+    /// Operations sent (a re-sent one counts again).
+    pub pushed: u64,
+    /// Operations the hub applied (including ones it had applied before).
+    pub applied: u64,
+    /// Of those, the ones the hub had already applied on an earlier attempt.
+    pub duplicates: u64,
+    /// Operations the hub deferred.
+    pub deferred: u64,
+    /// Operations in conflict.
+    pub conflicts: u64,
+    /// Operations the hub refused.
+    pub rejected: u64,
+    /// Pushes made.
+    pub batches: u64,
+    /// Changed documents pulled into the cache.
+    pub pulled: u64,
+    /// The cursor after the pull.
+    pub cursor: u64,
+    /// Operations still waiting to be sent.
+    pub pending: u64,
+}
+
+/// Why an engine call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The operation is malformed; nothing was queued.
+    #[error("invalid operation: {0}")]
+    Invalid(#[from] InvalidOperation),
+    /// The device storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The hub could not be reached or refused the request.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The hub's answer broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// The sync state machine for one store.
+pub struct SyncEngine<S, T> {
+    store: S,
+    transport: T,
+    config: EngineConfig,
+    now_ms: Box<dyn Fn() -> u64>,
+    clock: Cell<Hlc>,
+    cursor: Cell<u64>,
+    sync_lock: futures::lock::Mutex<()>,
+    syncing: Cell<bool>,
+    last_error: RefCell<Option<String>>,
+}
+
+impl<S: Store, T: Transport> SyncEngine<S, T> {
+    /// Opens the engine on a store, claiming the store for `config.store` if it is new.
+    /// `now_ms` is the wall clock in Unix milliseconds.
+    pub async fn open(
+        store: S,
+        transport: T,
+        mut config: EngineConfig,
+        now_ms: impl Fn() -> u64 + 'static,
+    ) -> Result<Self, EngineError> {
+        let meta = store.load_meta().await?;
+        match meta.store {
+            Some(found) if found != config.store => {
+                return Err(StoreError::WrongStore { expected: config.store, found }.into())
+            }
+            Some(_) => {}
+            None => store.set_store(config.store).await?,
+        }
+        config.batch_size = config.batch_size.clamp(1, MAX_BATCH);
+        config.pull_limit = config.pull_limit.max(1);
+        let clock = meta.clock.map_or(Hlc::new(config.store), |c| Hlc { node: config.store, ..c });
+        Ok(SyncEngine {
+            store,
+            transport,
+            config,
+            now_ms: Box::new(now_ms),
+            clock: Cell::new(clock),
+            cursor: Cell::new(meta.cursor),
+            sync_lock: futures::lock::Mutex::new(()),
+            syncing: Cell::new(false),
+            last_error: RefCell::new(None),
+        })
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Validates and queues operations, all or none, and returns them as queued.
+    /// It returns only after the store committed them.
+    pub async fn enqueue(&self, new: Vec<NewOperation>) -> Result<Vec<Operation>, EngineError> {
+        let now = (self.now_ms)();
+        let mut clock = self.clock.get();
+        let created_at = rfc3339(now);
+        let mut ops = Vec::with_capacity(new.len());
+        for n in new {
+            let priority = n
+                .priority
+                .unwrap_or_else(|| self.config.priorities.get(&n.collection).copied().unwrap_or(0));
+            let op = Operation {
+                id: n.id,
+                store: self.config.store,
+                collection: n.collection,
+                doc_id: n.doc_id,
+                kind: n.kind,
+                data: n.data,
+                base_version: n.base_version.unwrap_or(0),
+                clock: clock.tick(now),
+                priority,
+                status: OpStatus::Pending,
+                has_conflict: false,
+                attempts: 0,
+                error: None,
+                created_at: created_at.clone(),
+                processed_at: None,
+                seq: None,
+            };
+            validate(&op)?;
+            ops.push(op);
+        }
+        let queued = self.store.append(ops, clock).await?;
+        self.clock.set(clock);
+        Ok(queued)
+    }
+
+    /// How many operations wait to be sent.
+    pub async fn pending_count(&self) -> Result<u64, EngineError> {
+        Ok(self.store.pending_count().await?)
+    }
+
+    /// Every operation in the queue: pending ones, and those the hub did not apply.
+    pub async fn operations(&self) -> Result<Vec<Operation>, EngineError> {
+        Ok(self.store.operations().await?)
+    }
+
+    /// A document as this store sees it: the cached hub version with this store's pending
+    /// operations applied on top. `None` when it does not exist (or was deleted).
+    pub async fn get(&self, collection: &str, doc_id: &str) -> Result<Option<Document>, EngineError> {
+        let key = DocKey::new(collection, doc_id);
+        let base = self.store.cached(&key).await?;
+        let ops = self.store.operations_for(&key).await?;
+        Ok(overlay(base, &ops).filter(|d| !d.deleted))
+    }
+
+    /// Every live document of a collection as this store sees it (see [`SyncEngine::get`]).
+    pub async fn list(&self, collection: &str) -> Result<Vec<Document>, EngineError> {
+        let mut docs = Vec::new();
+        for base in self.store.cached_collection(collection).await? {
+            let key = DocKey::new(&base.collection, &base.doc_id);
+            let ops = self.store.operations_for(&key).await?;
+            if let Some(d) = overlay(Some(base), &ops).filter(|d| !d.deleted) {
+                docs.push(d);
+            }
+        }
+        Ok(docs)
+    }
+
+    /// Whether a sync is running now.
+    pub fn is_syncing(&self) -> bool {
+        self.syncing.get()
+    }
+
+    /// The error of the last sync, if it failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.borrow().clone()
+    }
+
+    /// The pull cursor.
+    pub fn cursor(&self) -> u64 {
+        self.cursor.get()
+    }
+
+    /// Pushes every pending operation, then pulls the hub's changes. Calls made while a sync
+    /// runs wait for it and then sync again.
+    pub async fn sync_once(&self) -> Result<SyncSummary, EngineError> {
+        let _guard = self.sync_lock.lock().await;
+        self.syncing.set(true);
+        let result = self.push_then_pull().await;
+        self.syncing.set(false);
+        *self.last_error.borrow_mut() = result.as_ref().err().map(|e| e.to_string());
+        result
+    }
+
+    async fn push_then_pull(&self) -> Result<SyncSummary, EngineError> {
+        let mut summary = SyncSummary::default();
+        loop {
+            let pending = self.store.pending().await?;
+            if pending.is_empty() {
+                break;
+            }
+            for batch in queue::order(pending).chunks(self.config.batch_size) {
+                self.push_batch(batch, &mut summary).await?;
+            }
+        }
+        self.pull(&mut summary).await?;
+        summary.cursor = self.cursor.get();
+        summary.pending = self.store.pending_count().await?;
+        Ok(summary)
+    }
+
+    async fn push_batch(&self, batch: &[Operation], summary: &mut SyncSummary) -> Result<(), EngineError> {
+        let request = PushRequest {
+            store: self.config.store,
+            operations: batch.iter().map(|o| Operation { seq: None, ..o.clone() }).collect(),
+        };
+        summary.batches += 1;
+        summary.pushed += batch.len() as u64;
+        let response = match self.transport.push(&request).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Record the failed attempt; the operations stay pending and keep their ids.
+                let failed: Vec<Operation> = batch
+                    .iter()
+                    .map(|o| Operation { attempts: o.attempts + 1, error: Some(e.to_string()), ..o.clone() })
+                    .collect();
+                self.store.settle(&[], &failed).await?;
+                return Err(e.into());
+            }
+        };
+        if response.results.len() != batch.len()
+            || response.results.iter().zip(batch).any(|(r, o)| r.id != o.id)
+        {
+            return Err(EngineError::Protocol(format!(
+                "the hub answered {} results for a batch of {}, or out of order",
+                response.results.len(),
+                batch.len()
+            )));
+        }
+        let processed_at = rfc3339((self.now_ms)());
+        let mut remove = Vec::new();
+        let mut update = Vec::new();
+        for (result, op) in response.results.iter().zip(batch) {
+            let seq = op.seq.ok_or_else(|| EngineError::Protocol("queued operation without a sequence".into()))?;
+            match result.status {
+                OpStatus::Applied => {
+                    summary.applied += 1;
+                    summary.duplicates += u64::from(result.duplicate);
+                    remove.push(seq);
+                    continue;
+                }
+                OpStatus::Deferred => summary.deferred += 1,
+                OpStatus::Conflict => summary.conflicts += 1,
+                OpStatus::Rejected => summary.rejected += 1,
+                OpStatus::Pending => {
+                    return Err(EngineError::Protocol(format!("the hub left operation {} pending", op.id)))
+                }
+            }
+            update.push(Operation {
+                status: result.status,
+                has_conflict: result.status == OpStatus::Conflict,
+                attempts: op.attempts + 1,
+                error: result.error.clone(),
+                processed_at: Some(processed_at.clone()),
+                ..op.clone()
+            });
+        }
+        self.store.settle(&remove, &update).await?;
+        Ok(())
+    }
+
+    async fn pull(&self, summary: &mut SyncSummary) -> Result<(), EngineError> {
+        loop {
+            let query = PullQuery {
+                since: self.cursor.get(),
+                limit: self.config.pull_limit,
+                collections: self.config.cached_collections.clone(),
+            };
+            let page = self.transport.pull(&query).await?;
+            if page.cursor < query.since || page.changes.iter().any(|c| c.seq <= query.since) {
+                return Err(EngineError::Protocol(format!(
+                    "the hub's cursor went back from {} to {}",
+                    query.since, page.cursor
+                )));
+            }
+            self.store.apply_changes(&page.changes, page.cursor).await?;
+            self.cursor.set(page.cursor);
+            summary.pulled += page.changes.len() as u64;
+            if !page.more {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Applies a store's own not-yet-applied operations on top of the hub's document. Operations
+/// the hub refused are skipped; one that no longer fits the document is skipped too.
+pub fn overlay(base: Option<Document>, ops: &[Operation]) -> Option<Document> {
+    let mut doc = base;
+    for op in ops.iter().filter(|o| matches!(o.status, OpStatus::Pending | OpStatus::Deferred)) {
+        if let Ok(next) = apply(doc.as_ref(), op) {
+            doc = Some(next);
+        }
+    }
+    doc
+}

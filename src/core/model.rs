@@ -1,0 +1,252 @@
+//! The data model shared by the engine and the hub: operations and documents.
+//!
+//! Rust names are English; the wire names are the specification's Spanish, renamed here by
+//! serde and nowhere else.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::clock::Hlc;
+
+/// A document's fields: a JSON object.
+pub type Fields = Map<String, Value>;
+
+/// A store (shop) id. Store `0` is the central office.
+pub type StoreId = u64;
+
+/// What an operation does to its document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// Create the document with `datos`.
+    #[serde(rename = "crear")]
+    Create,
+    /// Set the fields in `datos`; other fields stay as they are.
+    #[serde(rename = "actualizar")]
+    Update,
+    /// Delete the document (the hub keeps a tombstone so pulls see it).
+    #[serde(rename = "eliminar")]
+    Delete,
+    /// Add the integer deltas in `datos` to numeric fields (stock moves this way).
+    #[serde(rename = "incrementar")]
+    Increment,
+}
+
+impl OpKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Create => "crear",
+            OpKind::Update => "actualizar",
+            OpKind::Delete => "eliminar",
+            OpKind::Increment => "incrementar",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "crear" => OpKind::Create,
+            "actualizar" => OpKind::Update,
+            "eliminar" => OpKind::Delete,
+            "incrementar" => OpKind::Increment,
+            _ => return None,
+        })
+    }
+}
+
+/// Where an operation stands.
+///
+/// On the device an operation is `Pending` until the hub answers; the hub's answer is one of
+/// the other states. An `Applied` operation leaves the device queue; the others stay, so the
+/// POS can show them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OpStatus {
+    /// Queued on the device, not yet answered by the hub.
+    #[default]
+    #[serde(rename = "pendiente")]
+    Pending,
+    /// Applied by the hub exactly once.
+    #[serde(rename = "aplicada")]
+    Applied,
+    /// Accepted by the hub but waiting (for example for a document it refers to).
+    #[serde(rename = "diferida")]
+    Deferred,
+    /// In conflict; waits for a rule or an admin.
+    #[serde(rename = "conflicto")]
+    Conflict,
+    /// Refused by the hub; it will not be applied. `error` says why.
+    #[serde(rename = "rechazada")]
+    Rejected,
+}
+
+impl OpStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Pending => "pendiente",
+            OpStatus::Applied => "aplicada",
+            OpStatus::Deferred => "diferida",
+            OpStatus::Conflict => "conflicto",
+            OpStatus::Rejected => "rechazada",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pendiente" => OpStatus::Pending,
+            "aplicada" => OpStatus::Applied,
+            "diferida" => OpStatus::Deferred,
+            "conflicto" => OpStatus::Conflict,
+            "rechazada" => OpStatus::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// One queued change to one document: the unit that is synced exactly once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    /// Made on the device; the idempotency key. A re-sent operation has the same id.
+    pub id: Uuid,
+    /// The store that made it.
+    #[serde(rename = "tienda")]
+    pub store: StoreId,
+    /// The collection (`productos`, `ventas`, ...).
+    #[serde(rename = "coleccion")]
+    pub collection: String,
+    /// The document id inside the collection.
+    #[serde(rename = "objeto_id")]
+    pub doc_id: String,
+    /// What it does.
+    #[serde(rename = "operacion")]
+    pub kind: OpKind,
+    /// The fields it sets, or for `Increment` the deltas.
+    #[serde(rename = "datos", default)]
+    pub data: Fields,
+    /// The document version the store last saw (0: never seen). Conflict detection starts here.
+    #[serde(rename = "version_base", default)]
+    pub base_version: u64,
+    /// When it was made, on the hybrid logical clock.
+    #[serde(rename = "reloj")]
+    pub clock: Hlc,
+    /// Higher goes first.
+    #[serde(rename = "prioridad", default)]
+    pub priority: i32,
+    /// Where it stands.
+    #[serde(rename = "estado", default)]
+    pub status: OpStatus,
+    /// Whether it is in conflict (kept apart from `estado` because the specification filters on it).
+    #[serde(rename = "tiene_conflicto", default)]
+    pub has_conflict: bool,
+    /// Delivery attempts so far.
+    #[serde(rename = "intentos", default)]
+    pub attempts: u32,
+    /// The last error, if any.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// When it was made (RFC 3339).
+    #[serde(rename = "fecha_creacion", default)]
+    pub created_at: String,
+    /// When the hub processed it (RFC 3339).
+    #[serde(rename = "fecha_procesamiento", default)]
+    pub processed_at: Option<String>,
+    /// The device queue's sequence number: creation order on this device. Not sent to the hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+impl Operation {
+    /// The `(collection, id)` key of the document this operation changes.
+    pub fn doc_key(&self) -> DocKey {
+        DocKey::new(&self.collection, &self.doc_id)
+    }
+}
+
+/// A document's identity: collection and id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocKey {
+    /// The collection.
+    pub collection: String,
+    /// The id inside it.
+    pub doc_id: String,
+}
+
+impl DocKey {
+    /// Builds a key.
+    pub fn new(collection: &str, doc_id: &str) -> Self {
+        DocKey {
+            collection: collection.to_owned(),
+            doc_id: doc_id.to_owned(),
+        }
+    }
+
+    /// One string for both parts, for stores that index a single key. The separator (U+001F)
+    /// is refused in collection names, so the form is unambiguous.
+    pub fn joined(&self) -> String {
+        format!("{}\u{1f}{}", self.collection, self.doc_id)
+    }
+}
+
+/// A document as the hub holds it, and as the device caches it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// The collection.
+    #[serde(rename = "coleccion")]
+    pub collection: String,
+    /// The id inside the collection.
+    #[serde(rename = "objeto_id")]
+    pub doc_id: String,
+    /// Hub-assigned; grows by one with every applied change.
+    pub version: u64,
+    /// The fields (empty once deleted).
+    #[serde(rename = "datos")]
+    pub data: Fields,
+    /// Whether it was deleted (a tombstone).
+    #[serde(rename = "eliminado", default)]
+    pub deleted: bool,
+}
+
+/// Formats Unix milliseconds as RFC 3339 in UTC (`2026-12-03T16:11:52.123Z`).
+pub fn rfc3339(unix_ms: u64) -> String {
+    let nanos = i128::from(unix_ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_milliseconds_in_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_733_240_000_123), "2024-12-03T15:33:20.123Z");
+    }
+
+    #[test]
+    fn kinds_and_states_use_the_spanish_wire_names() {
+        for k in [OpKind::Create, OpKind::Update, OpKind::Delete, OpKind::Increment] {
+            assert_eq!(OpKind::parse(k.as_str()), Some(k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for s in [
+            OpStatus::Pending,
+            OpStatus::Applied,
+            OpStatus::Deferred,
+            OpStatus::Conflict,
+            OpStatus::Rejected,
+        ] {
+            assert_eq!(OpStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(OpKind::parse("borrar"), None);
+    }
+}

@@ -1,0 +1,302 @@
+//! The wire protocol between engine and hub (see "The wire contract" in DESIGN.md).
+//!
+//! Push: `POST /api/sincronizacion/cola/` with a [`PushRequest`]; the hub answers a
+//! [`PushResponse`] with one [`OpResult`] per operation, in order. Pull:
+//! `GET /api/sincronizacion/cambios/?desde=&limite=&coleccion=` answers a [`PullResponse`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::model::{Document, OpKind, OpStatus, Operation, StoreId};
+
+/// The most operations one push may carry.
+pub const MAX_BATCH: usize = 1000;
+/// The most changes one pull returns.
+pub const MAX_PULL: u32 = 5000;
+/// How many changes a pull returns when it does not say.
+pub const DEFAULT_PULL: u32 = 500;
+/// The longest collection name.
+pub const MAX_COLLECTION_LEN: usize = 64;
+/// The longest document id.
+pub const MAX_DOC_ID_LEN: usize = 256;
+
+/// A batch of operations from one store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PushRequest {
+    /// The store sending them.
+    #[serde(rename = "tienda")]
+    pub store: StoreId,
+    /// The operations, in the order the hub must apply them.
+    #[serde(rename = "operaciones")]
+    pub operations: Vec<Operation>,
+}
+
+/// The hub's answer for one operation. Re-sending the operation returns the same answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpResult {
+    /// The operation's id.
+    pub id: Uuid,
+    /// Where it stands on the hub.
+    #[serde(rename = "estado")]
+    pub status: OpStatus,
+    /// The document's version after it was applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// The conflict's details, when in conflict.
+    #[serde(rename = "conflicto", default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<Value>,
+    /// Why it was not applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A stable code for `error` (`no_encontrado`, `ya_existe`, `id_reutilizado`, ...).
+    #[serde(rename = "codigo", default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// True when this answer is a replay of an earlier one (the operation was sent before).
+    #[serde(rename = "duplicada", default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+/// The hub's answer to a push.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PushResponse {
+    /// The store that pushed.
+    #[serde(rename = "tienda")]
+    pub store: StoreId,
+    /// One result per operation, in the request's order.
+    #[serde(rename = "resultados")]
+    pub results: Vec<OpResult>,
+    /// The sync-history row written for this push.
+    #[serde(rename = "registro", default)]
+    pub log_id: i64,
+}
+
+/// What a pull asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PullQuery {
+    /// Changes after this cursor (0: everything).
+    pub since: u64,
+    /// At most this many.
+    pub limit: u32,
+    /// Only these collections (empty: all).
+    pub collections: Vec<String>,
+}
+
+impl PullQuery {
+    /// The query string, without the `?`.
+    pub fn to_query_string(&self) -> String {
+        let mut q = format!("desde={}&limite={}", self.since, self.limit);
+        if !self.collections.is_empty() {
+            q.push_str("&coleccion=");
+            q.push_str(&self.collections.join(","));
+        }
+        q
+    }
+}
+
+/// One changed document in a pull, with the hub's commit sequence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The hub's commit sequence of this change; unique and increasing.
+    pub seq: u64,
+    /// The document as it now stands.
+    #[serde(flatten)]
+    pub doc: Document,
+}
+
+/// The hub's answer to a pull.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PullResponse {
+    /// The changes, by `seq`.
+    #[serde(rename = "cambios")]
+    pub changes: Vec<Change>,
+    /// Where the next pull starts.
+    pub cursor: u64,
+    /// Whether more changes wait past `cursor`.
+    #[serde(rename = "hay_mas")]
+    pub more: bool,
+}
+
+/// The error body every hub error uses (DRF's shape).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub detail: String,
+    /// A stable code, for programs.
+    pub code: String,
+}
+
+/// An operation whose shape breaks the protocol, whatever the hub holds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidOperation {
+    /// The wire name of the offending field.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Checks an operation's shape: names, sizes, and integer deltas for increments.
+pub fn validate(op: &Operation) -> Result<(), InvalidOperation> {
+    let bad = |field, message: String| Err(InvalidOperation { field, message });
+    let c = &op.collection;
+    if c.is_empty() || c.len() > MAX_COLLECTION_LEN {
+        return bad("coleccion", format!("must be 1 to {MAX_COLLECTION_LEN} characters"));
+    }
+    if !c
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return bad(
+            "coleccion",
+            format!("{c:?} may hold only lowercase letters, digits, '_' and '-'"),
+        );
+    }
+    if op.doc_id.is_empty() || op.doc_id.len() > MAX_DOC_ID_LEN {
+        return bad("objeto_id", format!("must be 1 to {MAX_DOC_ID_LEN} bytes"));
+    }
+    if op.doc_id.chars().any(char::is_control) {
+        return bad("objeto_id", "must not contain control characters".into());
+    }
+    match op.kind {
+        OpKind::Increment => {
+            if op.data.is_empty() {
+                return bad("datos", "an increment needs at least one {field: delta}".into());
+            }
+            if let Some((k, _)) = op.data.iter().find(|(_, v)| v.as_i64().is_none()) {
+                return bad("datos", format!("the delta of {k:?} must be an integer"));
+            }
+        }
+        OpKind::Update if op.data.is_empty() => {
+            return bad("datos", "an update needs at least one field".into());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::clock::Hlc;
+    use crate::core::testing::op;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_operation_uses_the_contract_field_names() {
+        let mut o = op(OpKind::Increment, json!({"stock": -2}));
+        o.seq = Some(7);
+        let v = serde_json::to_value(&o).unwrap();
+        for field in [
+            "id", "tienda", "coleccion", "objeto_id", "operacion", "datos", "version_base", "reloj",
+            "prioridad", "estado", "tiene_conflicto", "intentos", "error", "fecha_creacion",
+            "fecha_procesamiento",
+        ] {
+            assert!(v.get(field).is_some(), "missing {field} in {v}");
+        }
+        assert_eq!(v["operacion"], "incrementar");
+        assert_eq!(v["estado"], "pendiente");
+        assert_eq!(v["datos"], json!({"stock": -2}));
+    }
+
+    #[test]
+    fn a_change_flattens_the_document() {
+        let c: Change = serde_json::from_value(json!({
+            "seq": 9, "coleccion": "productos", "objeto_id": "P1", "version": 3,
+            "datos": {"stock": 1}, "eliminado": false
+        }))
+        .unwrap();
+        assert_eq!(c.seq, 9);
+        assert_eq!(c.doc.version, 3);
+        assert_eq!(serde_json::to_value(&c).unwrap()["objeto_id"], "P1");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut o = op(OpKind::Increment, json!({"stock": 1.5}));
+        assert_eq!(validate(&o).unwrap_err().field, "datos");
+        o.data = json!({"stock": -1}).as_object().unwrap().clone();
+        assert!(validate(&o).is_ok());
+        o.collection = "Productos".into();
+        assert_eq!(validate(&o).unwrap_err().field, "coleccion");
+        o.collection = "productos".into();
+        o.doc_id = String::new();
+        assert_eq!(validate(&o).unwrap_err().field, "objeto_id");
+        let empty_update = op(OpKind::Update, json!({}));
+        assert_eq!(validate(&empty_update).unwrap_err().field, "datos");
+    }
+
+    #[test]
+    fn pull_query_string() {
+        let q = PullQuery { since: 5, limit: 100, collections: vec!["productos".into(), "ventas".into()] };
+        assert_eq!(q.to_query_string(), "desde=5&limite=100&coleccion=productos,ventas");
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-z0-9 .]{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z_]{1,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn arb_op() -> impl Strategy<Value = Operation> {
+        (
+            any::<u128>(),
+            0u64..1000,
+            "[a-z_]{1,12}",
+            "[A-Za-z0-9-]{1,20}",
+            prop_oneof![Just(OpKind::Create), Just(OpKind::Update), Just(OpKind::Delete), Just(OpKind::Increment)],
+            prop::collection::btree_map("[a-z_]{1,8}", arb_json(), 0..5),
+            any::<u64>(),
+            (0u64..9_999_999_999_999, any::<u32>(), any::<u64>()),
+            any::<i32>(),
+            any::<u32>(),
+            proptest::option::of("[ -~]{0,20}"),
+        )
+            .prop_map(|(id, store, coll, doc, kind, data, base, (m, c, n), prio, attempts, error)| Operation {
+                id: Uuid::from_u128(id),
+                store,
+                collection: coll,
+                doc_id: doc,
+                kind,
+                data: data.into_iter().collect(),
+                base_version: base,
+                clock: Hlc { millis: m, counter: c, node: n },
+                priority: prio,
+                status: OpStatus::Pending,
+                has_conflict: false,
+                attempts,
+                error,
+                created_at: "2026-12-03T16:00:00Z".into(),
+                processed_at: None,
+                seq: None,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn push_requests_round_trip_through_json(ops in prop::collection::vec(arb_op(), 0..5), store in any::<u32>()) {
+            let req = PushRequest { store: store.into(), operations: ops };
+            let text = serde_json::to_string(&req).unwrap();
+            let back: PushRequest = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(back, req);
+        }
+
+        #[test]
+        fn results_round_trip_through_json(id in any::<u128>(), version in proptest::option::of(any::<u64>()), dup in any::<bool>()) {
+            let r = OpResult { id: Uuid::from_u128(id), status: OpStatus::Applied, version, conflict: None, error: None, code: None, duplicate: dup };
+            let back: OpResult = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            prop_assert_eq!(back, r);
+        }
+    }
+}

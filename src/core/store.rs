@@ -1,0 +1,354 @@
+//! The device-side storage trait and its in-memory implementation.
+//!
+//! A [`Store`] keeps three things: the operation queue, the cache of hub documents, and the
+//! engine's metadata (store id, pull cursor, clock). The browser implements it over IndexedDB;
+//! [`MemoryStore`] implements it for tests and simulations. [`conformance`] is one test suite
+//! that every implementation must pass.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use super::clock::Hlc;
+use super::model::{DocKey, Document, OpKind, OpStatus, Operation, StoreId};
+use super::protocol::Change;
+
+/// A storage failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed; the message says how.
+    #[error("storage failed: {0}")]
+    Backend(String),
+    /// The backend is out of space; nothing was written.
+    #[error("storage quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// The database already belongs to another store.
+    #[error("this database belongs to store {found}, not store {expected}")]
+    WrongStore {
+        /// The store the caller opened it for.
+        expected: StoreId,
+        /// The store it belongs to.
+        found: StoreId,
+    },
+}
+
+/// The engine's own metadata, kept beside the queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The store this database belongs to, once set.
+    pub store: Option<StoreId>,
+    /// The hub cursor the next pull starts from.
+    pub cursor: u64,
+    /// The last clock value issued, so a reopened engine never goes back in time.
+    pub clock: Option<Hlc>,
+}
+
+/// Device-side storage. Every method that writes is atomic: all of it lands or none of it.
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    /// Reads the metadata.
+    async fn load_meta(&self) -> Result<Meta, StoreError>;
+    /// Records which store this database belongs to.
+    async fn set_store(&self, store: StoreId) -> Result<(), StoreError>;
+    /// Appends operations to the queue and saves the clock, in one transaction, and returns them
+    /// with their queue sequence numbers. It returns only after the write is committed.
+    /// An operation other than a create whose `base_version` is 0 gets the cached document's
+    /// version, read in the same transaction.
+    async fn append(&self, ops: Vec<Operation>, clock: Hlc) -> Result<Vec<Operation>, StoreError>;
+    /// The operations still waiting to be sent, in creation order.
+    async fn pending(&self) -> Result<Vec<Operation>, StoreError>;
+    /// How many operations wait to be sent.
+    async fn pending_count(&self) -> Result<u64, StoreError>;
+    /// Every operation in the queue (pending, and those the hub did not apply), in creation order.
+    async fn operations(&self) -> Result<Vec<Operation>, StoreError>;
+    /// The queued operations on one document, in creation order.
+    async fn operations_for(&self, key: &DocKey) -> Result<Vec<Operation>, StoreError>;
+    /// Removes the operations with sequence numbers `remove` and rewrites `update`, at once.
+    async fn settle(&self, remove: &[u64], update: &[Operation]) -> Result<(), StoreError>;
+    /// Writes pulled documents into the cache and moves the cursor, at once.
+    async fn apply_changes(&self, changes: &[Change], cursor: u64) -> Result<(), StoreError>;
+    /// One cached document as the hub last sent it (deleted ones too).
+    async fn cached(&self, key: &DocKey) -> Result<Option<Document>, StoreError>;
+    /// Every live cached document of one collection.
+    async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError>;
+}
+
+#[derive(Default)]
+struct Inner {
+    meta: Meta,
+    next_seq: u64,
+    queue: BTreeMap<u64, Operation>,
+    cache: HashMap<DocKey, Document>,
+}
+
+/// An in-memory [`Store`]. Clones share the same data, so dropping an engine and opening a
+/// new one on a clone behaves like reopening a database.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Rc<RefCell<Inner>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Store for MemoryStore {
+    async fn load_meta(&self) -> Result<Meta, StoreError> {
+        Ok(self.inner.borrow().meta.clone())
+    }
+
+    async fn set_store(&self, store: StoreId) -> Result<(), StoreError> {
+        self.inner.borrow_mut().meta.store = Some(store);
+        Ok(())
+    }
+
+    async fn append(&self, ops: Vec<Operation>, clock: Hlc) -> Result<Vec<Operation>, StoreError> {
+        let mut inner = self.inner.borrow_mut();
+        let mut out = Vec::with_capacity(ops.len());
+        for mut op in ops {
+            if op.base_version == 0 && op.kind != OpKind::Create {
+                op.base_version = inner.cache.get(&op.doc_key()).map_or(0, |d| d.version);
+            }
+            inner.next_seq += 1;
+            op.seq = Some(inner.next_seq);
+            let seq = inner.next_seq;
+            inner.queue.insert(seq, op.clone());
+            out.push(op);
+        }
+        inner.meta.clock = Some(clock);
+        Ok(out)
+    }
+
+    async fn pending(&self) -> Result<Vec<Operation>, StoreError> {
+        let inner = self.inner.borrow();
+        Ok(inner
+            .queue
+            .values()
+            .filter(|o| o.status == OpStatus::Pending)
+            .cloned()
+            .collect())
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        let inner = self.inner.borrow();
+        Ok(inner
+            .queue
+            .values()
+            .filter(|o| o.status == OpStatus::Pending)
+            .count() as u64)
+    }
+
+    async fn operations(&self) -> Result<Vec<Operation>, StoreError> {
+        Ok(self.inner.borrow().queue.values().cloned().collect())
+    }
+
+    async fn operations_for(&self, key: &DocKey) -> Result<Vec<Operation>, StoreError> {
+        let inner = self.inner.borrow();
+        Ok(inner
+            .queue
+            .values()
+            .filter(|o| o.collection == key.collection && o.doc_id == key.doc_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn settle(&self, remove: &[u64], update: &[Operation]) -> Result<(), StoreError> {
+        let mut inner = self.inner.borrow_mut();
+        for seq in remove {
+            inner.queue.remove(seq);
+        }
+        for op in update {
+            if let Some(seq) = op.seq {
+                inner.queue.insert(seq, op.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_changes(&self, changes: &[Change], cursor: u64) -> Result<(), StoreError> {
+        let mut inner = self.inner.borrow_mut();
+        for c in changes {
+            let key = DocKey::new(&c.doc.collection, &c.doc.doc_id);
+            inner.cache.insert(key, c.doc.clone());
+        }
+        inner.meta.cursor = cursor;
+        Ok(())
+    }
+
+    async fn cached(&self, key: &DocKey) -> Result<Option<Document>, StoreError> {
+        Ok(self.inner.borrow().cache.get(key).cloned())
+    }
+
+    async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
+        let inner = self.inner.borrow();
+        let mut docs: Vec<Document> = inner
+            .cache
+            .values()
+            .filter(|d| d.collection == collection && !d.deleted)
+            .cloned()
+            .collect();
+        docs.sort_by(|a, b| a.doc_id.cmp(&b.doc_id));
+        Ok(docs)
+    }
+}
+
+pub mod conformance {
+    //! One test suite for every [`Store`](super::Store) implementation. Each function takes a
+    //! fresh, empty store and panics on the first broken promise.
+
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn op(n: u128, coll: &str, doc: &str, kind: OpKind, data: serde_json::Value) -> Operation {
+        Operation {
+            id: Uuid::from_u128(n),
+            store: 1,
+            collection: coll.into(),
+            doc_id: doc.into(),
+            kind,
+            data: data.as_object().cloned().unwrap_or_default(),
+            base_version: 0,
+            clock: Hlc { millis: 1_000, counter: n as u32, node: 1 },
+            priority: 0,
+            status: OpStatus::Pending,
+            has_conflict: false,
+            attempts: 0,
+            error: None,
+            created_at: "2026-12-03T16:00:00Z".into(),
+            processed_at: None,
+            seq: None,
+        }
+    }
+
+    fn change(seq: u64, doc: &str, version: u64, stock: i64, deleted: bool) -> Change {
+        Change {
+            seq,
+            doc: Document {
+                collection: "productos".into(),
+                doc_id: doc.into(),
+                version,
+                data: json!({"stock": stock}).as_object().unwrap().clone(),
+                deleted,
+            },
+        }
+    }
+
+    /// Runs every check below on the stores `fresh` makes (one fresh store per check).
+    pub async fn run_all<S: Store, F: AsyncFn() -> S>(fresh: F) {
+        queue_keeps_creation_order_and_counts(fresh().await).await;
+        settle_removes_and_rewrites(fresh().await).await;
+        cache_and_cursor_move_together(fresh().await).await;
+        base_version_comes_from_the_cache(fresh().await).await;
+        meta_remembers_store_and_clock(fresh().await).await;
+    }
+
+    /// Appended operations get increasing sequence numbers and stay pending.
+    pub async fn queue_keeps_creation_order_and_counts<S: Store>(s: S) {
+        let a = s.append(vec![op(1, "ventas", "v1", OpKind::Create, json!({"cantidad": 1}))], Hlc::new(1)).await.unwrap();
+        let b = s
+            .append(
+                vec![
+                    op(2, "productos", "p1", OpKind::Increment, json!({"stock": -1})),
+                    op(3, "ventas", "v2", OpKind::Create, json!({"cantidad": 2})),
+                ],
+                Hlc::new(1),
+            )
+            .await
+            .unwrap();
+        let seqs: Vec<u64> = a.iter().chain(&b).map(|o| o.seq.unwrap()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "sequence numbers must grow: {seqs:?}");
+        assert_eq!(s.pending_count().await.unwrap(), 3);
+        let pending = s.pending().await.unwrap();
+        let ids: Vec<u128> = pending.iter().map(|o| o.id.as_u128()).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(pending[1].data["stock"], json!(-1));
+        assert_eq!(pending[1].kind, OpKind::Increment);
+        let on_p1 = s.operations_for(&DocKey::new("productos", "p1")).await.unwrap();
+        assert_eq!(on_p1.len(), 1);
+        assert_eq!(on_p1[0].id.as_u128(), 2);
+    }
+
+    /// Settling removes applied operations and keeps the others with their new state.
+    pub async fn settle_removes_and_rewrites<S: Store>(s: S) {
+        let ops = s
+            .append(
+                (1..=3).map(|n| op(n, "ventas", &format!("v{n}"), OpKind::Create, json!({}))).collect(),
+                Hlc::new(1),
+            )
+            .await
+            .unwrap();
+        let mut rejected = ops[1].clone();
+        rejected.status = OpStatus::Rejected;
+        rejected.error = Some("ya_existe".into());
+        rejected.attempts = 1;
+        s.settle(&[ops[0].seq.unwrap()], &[rejected]).await.unwrap();
+        assert_eq!(s.pending_count().await.unwrap(), 1);
+        let all = s.operations().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].status, OpStatus::Rejected);
+        assert_eq!(all[0].error.as_deref(), Some("ya_existe"));
+        assert_eq!(all[0].attempts, 1);
+        assert_eq!(all[1].id.as_u128(), 3);
+        assert_eq!(all[1].status, OpStatus::Pending);
+    }
+
+    /// Pulled documents land in the cache with the cursor; deletions hide a document.
+    pub async fn cache_and_cursor_move_together<S: Store>(s: S) {
+        s.apply_changes(&[change(1, "p1", 1, 5, false), change(2, "p2", 1, 3, false)], 2).await.unwrap();
+        assert_eq!(s.load_meta().await.unwrap().cursor, 2);
+        let p1 = s.cached(&DocKey::new("productos", "p1")).await.unwrap().unwrap();
+        assert_eq!(p1.version, 1);
+        assert_eq!(p1.data["stock"], json!(5));
+        s.apply_changes(&[change(3, "p1", 2, 4, false), change(4, "p2", 2, 0, true)], 4).await.unwrap();
+        let live = s.cached_collection("productos").await.unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].doc_id, "p1");
+        assert_eq!(live[0].data["stock"], json!(4));
+        assert!(s.cached(&DocKey::new("productos", "p2")).await.unwrap().unwrap().deleted);
+        assert!(s.cached(&DocKey::new("productos", "p3")).await.unwrap().is_none());
+        assert_eq!(s.load_meta().await.unwrap().cursor, 4);
+    }
+
+    /// An operation on a cached document records the version the store last saw.
+    pub async fn base_version_comes_from_the_cache<S: Store>(s: S) {
+        s.apply_changes(&[change(7, "p1", 6, 5, false)], 7).await.unwrap();
+        let out = s
+            .append(
+                vec![
+                    op(1, "productos", "p1", OpKind::Increment, json!({"stock": -1})),
+                    op(2, "productos", "p9", OpKind::Update, json!({"stock": 1})),
+                ],
+                Hlc::new(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out[0].base_version, 6);
+        assert_eq!(out[1].base_version, 0);
+    }
+
+    /// The store id and the clock survive in the metadata.
+    pub async fn meta_remembers_store_and_clock<S: Store>(s: S) {
+        assert_eq!(s.load_meta().await.unwrap(), Meta::default());
+        s.set_store(42).await.unwrap();
+        let clock = Hlc { millis: 99, counter: 3, node: 42 };
+        s.append(vec![op(1, "ventas", "v", OpKind::Create, json!({}))], clock).await.unwrap();
+        let meta = s.load_meta().await.unwrap();
+        assert_eq!(meta.store, Some(42));
+        assert_eq!(meta.clock, Some(clock));
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn memory_store_passes() {
+            futures::executor::block_on(run_all(async || MemoryStore::new()));
+        }
+    }
+}
