@@ -1,1 +1,70 @@
-fn main(){}
+//! The hub's thin main: parse the command line, set up logging, run the command.
+
+#[cfg(not(target_arch = "wasm32"))]
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    use clap::Parser;
+    use pos_sync::hub::cli::{Cli, Command};
+    use pos_sync::hub::{app, run, shutdown_signal, AppState, Db, HubOptions};
+    use std::io::Write;
+    use tracing_subscriber::EnvFilter;
+
+    let cli = Cli::parse();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+
+    match cli.command {
+        Command::Serve(args) => {
+            let db = match Db::open(&args.db).await {
+                Ok(db) => db,
+                Err(e) => {
+                    eprintln!(
+                        "pos-sync-hub: cannot open the database {}: {e}",
+                        args.db.display()
+                    );
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            let listener = match tokio::net::TcpListener::bind(&args.addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("pos-sync-hub: cannot listen on {}: {e}", args.addr);
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            let options = HubOptions {
+                cors_origins: args.cors_origins,
+                www: args.www,
+                pkg: args.pkg,
+            };
+            let router = app(AppState::new(db), &options);
+            let addr = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or(args.addr);
+            let db_path = std::fs::canonicalize(&args.db).unwrap_or(args.db);
+            // Machine-readable lines for scripts that start the hub on port 0.
+            println!("pos-sync-hub listening on http://{addr}");
+            println!("pos-sync-hub database {}", db_path.display());
+            let _ = std::io::stdout().flush();
+            tracing::info!(%addr, db = %db_path.display(), "hub started");
+            if let Err(e) = run(listener, router, shutdown_signal()).await {
+                eprintln!("pos-sync-hub: server error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            tracing::info!("hub stopped");
+            std::process::ExitCode::SUCCESS
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}

@@ -102,9 +102,17 @@ mod tests {
 
     #[test]
     fn create_then_update_then_increment() {
-        let created = apply(None, &op(OpKind::Create, json!({"nombre": "Silla", "stock": 5}))).unwrap();
+        let created = apply(
+            None,
+            &op(OpKind::Create, json!({"nombre": "Silla", "stock": 5})),
+        )
+        .unwrap();
         assert_eq!(created.version, 1);
-        let updated = apply(Some(&created), &op(OpKind::Update, json!({"precio": "9.50"}))).unwrap();
+        let updated = apply(
+            Some(&created),
+            &op(OpKind::Update, json!({"precio": "9.50"})),
+        )
+        .unwrap();
         assert_eq!(updated.version, 2);
         assert_eq!(
             Value::Object(updated.data.clone()),
@@ -123,7 +131,9 @@ mod tests {
             Err(ApplyError::AlreadyExists("productos/P1".into()))
         );
         assert_eq!(
-            apply(None, &op(OpKind::Update, json!({"a": 1}))).unwrap_err().code(),
+            apply(None, &op(OpKind::Update, json!({"a": 1})))
+                .unwrap_err()
+                .code(),
             "no_encontrado"
         );
         assert_eq!(

@@ -123,7 +123,14 @@ mod tests {
         assert!(a < b && b < d && d < e);
         assert_eq!(d.millis, 1_000);
         assert_eq!(d.counter, 2);
-        assert_eq!(e, Hlc { millis: 2_000, counter: 0, node: 3 });
+        assert_eq!(
+            e,
+            Hlc {
+                millis: 2_000,
+                counter: 0,
+                node: 3
+            }
+        );
     }
 
     #[test]
@@ -131,7 +138,11 @@ mod tests {
         let mut local = Hlc::new(1);
         local.tick(1_000);
         // A store whose clock runs ten minutes fast.
-        let remote = Hlc { millis: 601_000, counter: 7, node: 2 };
+        let remote = Hlc {
+            millis: 601_000,
+            counter: 7,
+            node: 2,
+        };
         local.observe(remote, 1_001);
         let next = local.tick(1_002);
         assert!(next > remote);
@@ -141,8 +152,16 @@ mod tests {
 
     #[test]
     fn the_string_form_round_trips_and_sorts_like_the_value() {
-        let a = Hlc { millis: 1_733_240_000_000, counter: 12, node: 4 };
-        let b = Hlc { millis: 1_733_240_000_000, counter: 13, node: 1 };
+        let a = Hlc {
+            millis: 1_733_240_000_000,
+            counter: 12,
+            node: 4,
+        };
+        let b = Hlc {
+            millis: 1_733_240_000_000,
+            counter: 13,
+            node: 1,
+        };
         assert_eq!(a.to_string(), "1733240000000-00012-4");
         assert_eq!(a.to_string().parse::<Hlc>().unwrap(), a);
         assert!(a.to_string() < b.to_string());

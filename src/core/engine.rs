@@ -23,7 +23,9 @@ use uuid::Uuid;
 use super::apply::apply;
 use super::clock::Hlc;
 use super::model::{rfc3339, DocKey, Document, Fields, OpKind, OpStatus, Operation, StoreId};
-use super::protocol::{validate, InvalidOperation, PullQuery, PushRequest, DEFAULT_PULL, MAX_BATCH};
+use super::protocol::{
+    validate, InvalidOperation, PullQuery, PushRequest, DEFAULT_PULL, MAX_BATCH,
+};
 use super::queue;
 use super::store::{Store, StoreError};
 use super::transport::{Transport, TransportError};
@@ -143,14 +145,21 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         let meta = store.load_meta().await?;
         match meta.store {
             Some(found) if found != config.store => {
-                return Err(StoreError::WrongStore { expected: config.store, found }.into())
+                return Err(StoreError::WrongStore {
+                    expected: config.store,
+                    found,
+                }
+                .into())
             }
             Some(_) => {}
             None => store.set_store(config.store).await?,
         }
         config.batch_size = config.batch_size.clamp(1, MAX_BATCH);
         config.pull_limit = config.pull_limit.max(1);
-        let clock = meta.clock.map_or(Hlc::new(config.store), |c| Hlc { node: config.store, ..c });
+        let clock = meta.clock.map_or(Hlc::new(config.store), |c| Hlc {
+            node: config.store,
+            ..c
+        });
         Ok(SyncEngine {
             store,
             transport,
@@ -182,9 +191,13 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         let created_at = rfc3339(now);
         let mut ops = Vec::with_capacity(new.len());
         for n in new {
-            let priority = n
-                .priority
-                .unwrap_or_else(|| self.config.priorities.get(&n.collection).copied().unwrap_or(0));
+            let priority = n.priority.unwrap_or_else(|| {
+                self.config
+                    .priorities
+                    .get(&n.collection)
+                    .copied()
+                    .unwrap_or(0)
+            });
             let op = Operation {
                 id: n.id,
                 store: self.config.store,
@@ -223,7 +236,11 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
 
     /// A document as this store sees it: the cached hub version with this store's pending
     /// operations applied on top. `None` when it does not exist (or was deleted).
-    pub async fn get(&self, collection: &str, doc_id: &str) -> Result<Option<Document>, EngineError> {
+    pub async fn get(
+        &self,
+        collection: &str,
+        doc_id: &str,
+    ) -> Result<Option<Document>, EngineError> {
         let key = DocKey::new(collection, doc_id);
         let base = self.store.cached(&key).await?;
         let ops = self.store.operations_for(&key).await?;
@@ -286,10 +303,20 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         Ok(summary)
     }
 
-    async fn push_batch(&self, batch: &[Operation], summary: &mut SyncSummary) -> Result<(), EngineError> {
+    async fn push_batch(
+        &self,
+        batch: &[Operation],
+        summary: &mut SyncSummary,
+    ) -> Result<(), EngineError> {
         let request = PushRequest {
             store: self.config.store,
-            operations: batch.iter().map(|o| Operation { seq: None, ..o.clone() }).collect(),
+            operations: batch
+                .iter()
+                .map(|o| Operation {
+                    seq: None,
+                    ..o.clone()
+                })
+                .collect(),
         };
         summary.batches += 1;
         summary.pushed += batch.len() as u64;
@@ -299,14 +326,22 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
                 // Record the failed attempt; the operations stay pending and keep their ids.
                 let failed: Vec<Operation> = batch
                     .iter()
-                    .map(|o| Operation { attempts: o.attempts + 1, error: Some(e.to_string()), ..o.clone() })
+                    .map(|o| Operation {
+                        attempts: o.attempts + 1,
+                        error: Some(e.to_string()),
+                        ..o.clone()
+                    })
                     .collect();
                 self.store.settle(&[], &failed).await?;
                 return Err(e.into());
             }
         };
         if response.results.len() != batch.len()
-            || response.results.iter().zip(batch).any(|(r, o)| r.id != o.id)
+            || response
+                .results
+                .iter()
+                .zip(batch)
+                .any(|(r, o)| r.id != o.id)
         {
             return Err(EngineError::Protocol(format!(
                 "the hub answered {} results for a batch of {}, or out of order",
@@ -318,7 +353,9 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         let mut remove = Vec::new();
         let mut update = Vec::new();
         for (result, op) in response.results.iter().zip(batch) {
-            let seq = op.seq.ok_or_else(|| EngineError::Protocol("queued operation without a sequence".into()))?;
+            let seq = op.seq.ok_or_else(|| {
+                EngineError::Protocol("queued operation without a sequence".into())
+            })?;
             match result.status {
                 OpStatus::Applied => {
                     summary.applied += 1;
@@ -330,7 +367,10 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
                 OpStatus::Conflict => summary.conflicts += 1,
                 OpStatus::Rejected => summary.rejected += 1,
                 OpStatus::Pending => {
-                    return Err(EngineError::Protocol(format!("the hub left operation {} pending", op.id)))
+                    return Err(EngineError::Protocol(format!(
+                        "the hub left operation {} pending",
+                        op.id
+                    )))
                 }
             }
             update.push(Operation {
@@ -374,7 +414,10 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
 /// the hub refused are skipped; one that no longer fits the document is skipped too.
 pub fn overlay(base: Option<Document>, ops: &[Operation]) -> Option<Document> {
     let mut doc = base;
-    for op in ops.iter().filter(|o| matches!(o.status, OpStatus::Pending | OpStatus::Deferred)) {
+    for op in ops
+        .iter()
+        .filter(|o| matches!(o.status, OpStatus::Pending | OpStatus::Deferred))
+    {
         if let Ok(next) = apply(doc.as_ref(), op) {
             doc = Some(next);
         }

@@ -233,7 +233,12 @@ mod tests {
 
     #[test]
     fn kinds_and_states_use_the_spanish_wire_names() {
-        for k in [OpKind::Create, OpKind::Update, OpKind::Delete, OpKind::Increment] {
+        for k in [
+            OpKind::Create,
+            OpKind::Update,
+            OpKind::Delete,
+            OpKind::Increment,
+        ] {
             assert_eq!(OpKind::parse(k.as_str()), Some(k));
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }

@@ -53,7 +53,11 @@ pub struct OpResult {
     #[serde(rename = "codigo", default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     /// True when this answer is a replay of an earlier one (the operation was sent before).
-    #[serde(rename = "duplicada", default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        rename = "duplicada",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub duplicate: bool,
 }
 
@@ -141,7 +145,10 @@ pub fn validate(op: &Operation) -> Result<(), InvalidOperation> {
     let bad = |field, message: String| Err(InvalidOperation { field, message });
     let c = &op.collection;
     if c.is_empty() || c.len() > MAX_COLLECTION_LEN {
-        return bad("coleccion", format!("must be 1 to {MAX_COLLECTION_LEN} characters"));
+        return bad(
+            "coleccion",
+            format!("must be 1 to {MAX_COLLECTION_LEN} characters"),
+        );
     }
     if !c
         .bytes()
@@ -161,7 +168,10 @@ pub fn validate(op: &Operation) -> Result<(), InvalidOperation> {
     match op.kind {
         OpKind::Increment => {
             if op.data.is_empty() {
-                return bad("datos", "an increment needs at least one {field: delta}".into());
+                return bad(
+                    "datos",
+                    "an increment needs at least one {field: delta}".into(),
+                );
             }
             if let Some((k, _)) = op.data.iter().find(|(_, v)| v.as_i64().is_none()) {
                 return bad("datos", format!("the delta of {k:?} must be an integer"));
@@ -189,8 +199,20 @@ mod tests {
         o.seq = Some(7);
         let v = serde_json::to_value(&o).unwrap();
         for field in [
-            "id", "tienda", "coleccion", "objeto_id", "operacion", "datos", "version_base", "reloj",
-            "prioridad", "estado", "tiene_conflicto", "intentos", "error", "fecha_creacion",
+            "id",
+            "tienda",
+            "coleccion",
+            "objeto_id",
+            "operacion",
+            "datos",
+            "version_base",
+            "reloj",
+            "prioridad",
+            "estado",
+            "tiene_conflicto",
+            "intentos",
+            "error",
+            "fecha_creacion",
             "fecha_procesamiento",
         ] {
             assert!(v.get(field).is_some(), "missing {field} in {v}");
@@ -229,8 +251,15 @@ mod tests {
 
     #[test]
     fn pull_query_string() {
-        let q = PullQuery { since: 5, limit: 100, collections: vec!["productos".into(), "ventas".into()] };
-        assert_eq!(q.to_query_string(), "desde=5&limite=100&coleccion=productos,ventas");
+        let q = PullQuery {
+            since: 5,
+            limit: 100,
+            collections: vec!["productos".into(), "ventas".into()],
+        };
+        assert_eq!(
+            q.to_query_string(),
+            "desde=5&limite=100&coleccion=productos,ventas"
+        );
     }
 
     fn arb_json() -> impl Strategy<Value = Value> {
@@ -255,7 +284,12 @@ mod tests {
             0u64..1000,
             "[a-z_]{1,12}",
             "[A-Za-z0-9-]{1,20}",
-            prop_oneof![Just(OpKind::Create), Just(OpKind::Update), Just(OpKind::Delete), Just(OpKind::Increment)],
+            prop_oneof![
+                Just(OpKind::Create),
+                Just(OpKind::Update),
+                Just(OpKind::Delete),
+                Just(OpKind::Increment)
+            ],
             prop::collection::btree_map("[a-z_]{1,8}", arb_json(), 0..5),
             any::<u64>(),
             (0u64..9_999_999_999_999, any::<u32>(), any::<u64>()),
@@ -263,24 +297,32 @@ mod tests {
             any::<u32>(),
             proptest::option::of("[ -~]{0,20}"),
         )
-            .prop_map(|(id, store, coll, doc, kind, data, base, (m, c, n), prio, attempts, error)| Operation {
-                id: Uuid::from_u128(id),
-                store,
-                collection: coll,
-                doc_id: doc,
-                kind,
-                data: data.into_iter().collect(),
-                base_version: base,
-                clock: Hlc { millis: m, counter: c, node: n },
-                priority: prio,
-                status: OpStatus::Pending,
-                has_conflict: false,
-                attempts,
-                error,
-                created_at: "2026-12-03T16:00:00Z".into(),
-                processed_at: None,
-                seq: None,
-            })
+            .prop_map(
+                |(id, store, coll, doc, kind, data, base, (m, c, n), prio, attempts, error)| {
+                    Operation {
+                        id: Uuid::from_u128(id),
+                        store,
+                        collection: coll,
+                        doc_id: doc,
+                        kind,
+                        data: data.into_iter().collect(),
+                        base_version: base,
+                        clock: Hlc {
+                            millis: m,
+                            counter: c,
+                            node: n,
+                        },
+                        priority: prio,
+                        status: OpStatus::Pending,
+                        has_conflict: false,
+                        attempts,
+                        error,
+                        created_at: "2026-12-03T16:00:00Z".into(),
+                        processed_at: None,
+                        seq: None,
+                    }
+                },
+            )
     }
 
     proptest! {

@@ -61,7 +61,12 @@ mod tests {
 
     #[test]
     fn higher_priority_first_then_creation_order() {
-        let ops = vec![queued(1, "a", 0), queued(2, "b", 5), queued(3, "c", 0), queued(4, "d", 5)];
+        let ops = vec![
+            queued(1, "a", 0),
+            queued(2, "b", 5),
+            queued(3, "c", 0),
+            queued(4, "d", 5),
+        ];
         assert_eq!(seqs(&order(ops)), vec![2, 4, 1, 3]);
     }
 

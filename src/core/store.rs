@@ -213,7 +213,11 @@ pub mod conformance {
             kind,
             data: data.as_object().cloned().unwrap_or_default(),
             base_version: 0,
-            clock: Hlc { millis: 1_000, counter: n as u32, node: 1 },
+            clock: Hlc {
+                millis: 1_000,
+                counter: n as u32,
+                node: 1,
+            },
             priority: 0,
             status: OpStatus::Pending,
             has_conflict: false,
@@ -249,11 +253,29 @@ pub mod conformance {
 
     /// Appended operations get increasing sequence numbers and stay pending.
     pub async fn queue_keeps_creation_order_and_counts<S: Store>(s: S) {
-        let a = s.append(vec![op(1, "ventas", "v1", OpKind::Create, json!({"cantidad": 1}))], Hlc::new(1)).await.unwrap();
+        let a = s
+            .append(
+                vec![op(
+                    1,
+                    "ventas",
+                    "v1",
+                    OpKind::Create,
+                    json!({"cantidad": 1}),
+                )],
+                Hlc::new(1),
+            )
+            .await
+            .unwrap();
         let b = s
             .append(
                 vec![
-                    op(2, "productos", "p1", OpKind::Increment, json!({"stock": -1})),
+                    op(
+                        2,
+                        "productos",
+                        "p1",
+                        OpKind::Increment,
+                        json!({"stock": -1}),
+                    ),
                     op(3, "ventas", "v2", OpKind::Create, json!({"cantidad": 2})),
                 ],
                 Hlc::new(1),
@@ -261,14 +283,20 @@ pub mod conformance {
             .await
             .unwrap();
         let seqs: Vec<u64> = a.iter().chain(&b).map(|o| o.seq.unwrap()).collect();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "sequence numbers must grow: {seqs:?}");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "sequence numbers must grow: {seqs:?}"
+        );
         assert_eq!(s.pending_count().await.unwrap(), 3);
         let pending = s.pending().await.unwrap();
         let ids: Vec<u128> = pending.iter().map(|o| o.id.as_u128()).collect();
         assert_eq!(ids, vec![1, 2, 3]);
         assert_eq!(pending[1].data["stock"], json!(-1));
         assert_eq!(pending[1].kind, OpKind::Increment);
-        let on_p1 = s.operations_for(&DocKey::new("productos", "p1")).await.unwrap();
+        let on_p1 = s
+            .operations_for(&DocKey::new("productos", "p1"))
+            .await
+            .unwrap();
         assert_eq!(on_p1.len(), 1);
         assert_eq!(on_p1[0].id.as_u128(), 2);
     }
@@ -277,7 +305,9 @@ pub mod conformance {
     pub async fn settle_removes_and_rewrites<S: Store>(s: S) {
         let ops = s
             .append(
-                (1..=3).map(|n| op(n, "ventas", &format!("v{n}"), OpKind::Create, json!({}))).collect(),
+                (1..=3)
+                    .map(|n| op(n, "ventas", &format!("v{n}"), OpKind::Create, json!({})))
+                    .collect(),
                 Hlc::new(1),
             )
             .await
@@ -299,28 +329,60 @@ pub mod conformance {
 
     /// Pulled documents land in the cache with the cursor; deletions hide a document.
     pub async fn cache_and_cursor_move_together<S: Store>(s: S) {
-        s.apply_changes(&[change(1, "p1", 1, 5, false), change(2, "p2", 1, 3, false)], 2).await.unwrap();
+        s.apply_changes(
+            &[change(1, "p1", 1, 5, false), change(2, "p2", 1, 3, false)],
+            2,
+        )
+        .await
+        .unwrap();
         assert_eq!(s.load_meta().await.unwrap().cursor, 2);
-        let p1 = s.cached(&DocKey::new("productos", "p1")).await.unwrap().unwrap();
+        let p1 = s
+            .cached(&DocKey::new("productos", "p1"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(p1.version, 1);
         assert_eq!(p1.data["stock"], json!(5));
-        s.apply_changes(&[change(3, "p1", 2, 4, false), change(4, "p2", 2, 0, true)], 4).await.unwrap();
+        s.apply_changes(
+            &[change(3, "p1", 2, 4, false), change(4, "p2", 2, 0, true)],
+            4,
+        )
+        .await
+        .unwrap();
         let live = s.cached_collection("productos").await.unwrap();
         assert_eq!(live.len(), 1);
         assert_eq!(live[0].doc_id, "p1");
         assert_eq!(live[0].data["stock"], json!(4));
-        assert!(s.cached(&DocKey::new("productos", "p2")).await.unwrap().unwrap().deleted);
-        assert!(s.cached(&DocKey::new("productos", "p3")).await.unwrap().is_none());
+        assert!(
+            s.cached(&DocKey::new("productos", "p2"))
+                .await
+                .unwrap()
+                .unwrap()
+                .deleted
+        );
+        assert!(s
+            .cached(&DocKey::new("productos", "p3"))
+            .await
+            .unwrap()
+            .is_none());
         assert_eq!(s.load_meta().await.unwrap().cursor, 4);
     }
 
     /// An operation on a cached document records the version the store last saw.
     pub async fn base_version_comes_from_the_cache<S: Store>(s: S) {
-        s.apply_changes(&[change(7, "p1", 6, 5, false)], 7).await.unwrap();
+        s.apply_changes(&[change(7, "p1", 6, 5, false)], 7)
+            .await
+            .unwrap();
         let out = s
             .append(
                 vec![
-                    op(1, "productos", "p1", OpKind::Increment, json!({"stock": -1})),
+                    op(
+                        1,
+                        "productos",
+                        "p1",
+                        OpKind::Increment,
+                        json!({"stock": -1}),
+                    ),
                     op(2, "productos", "p9", OpKind::Update, json!({"stock": 1})),
                 ],
                 Hlc::new(1),
@@ -335,8 +397,14 @@ pub mod conformance {
     pub async fn meta_remembers_store_and_clock<S: Store>(s: S) {
         assert_eq!(s.load_meta().await.unwrap(), Meta::default());
         s.set_store(42).await.unwrap();
-        let clock = Hlc { millis: 99, counter: 3, node: 42 };
-        s.append(vec![op(1, "ventas", "v", OpKind::Create, json!({}))], clock).await.unwrap();
+        let clock = Hlc {
+            millis: 99,
+            counter: 3,
+            node: 42,
+        };
+        s.append(vec![op(1, "ventas", "v", OpKind::Create, json!({}))], clock)
+            .await
+            .unwrap();
         let meta = s.load_meta().await.unwrap();
         assert_eq!(meta.store, Some(42));
         assert_eq!(meta.clock, Some(clock));

@@ -16,7 +16,11 @@ pub fn op(kind: OpKind, data: Value) -> Operation {
         kind,
         data: data.as_object().cloned().unwrap_or_default(),
         base_version: 0,
-        clock: Hlc { millis: 1, counter: 0, node: 1 },
+        clock: Hlc {
+            millis: 1,
+            counter: 0,
+            node: 1,
+        },
         priority: 0,
         status: OpStatus::Pending,
         has_conflict: false,

@@ -32,8 +32,12 @@ impl TransportError {
     /// as opposed to a request the hub refuses as it stands.
     pub fn is_retryable(&self) -> bool {
         match self {
-            TransportError::Offline | TransportError::Network(_) | TransportError::Decode(_) => true,
-            TransportError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            TransportError::Offline | TransportError::Network(_) | TransportError::Decode(_) => {
+                true
+            }
+            TransportError::Http { status, .. } => {
+                *status >= 500 || *status == 429 || *status == 408
+            }
         }
     }
 }

@@ -1,1 +1,149 @@
-//! The hub.
+//! The hub: a native axum server that holds the authoritative data.
+//!
+//! - [`app`] builds the `Router` (tests call it with `oneshot`);
+//! - [`run`] serves it on a listener until a shutdown future completes (tests bind port 0);
+//! - [`db`] and [`push`] hold the SQLite storage; [`routes`] the handlers; [`cli`] the command line.
+
+pub mod cli;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod push;
+pub mod routes;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+pub use db::Db;
+pub use error::AppError;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Arc<Db>,
+    /// The most operations one push may carry.
+    pub max_batch: usize,
+    /// When the hub started.
+    pub started: Instant,
+}
+
+impl AppState {
+    /// State over a database, with the protocol's batch limit.
+    pub fn new(db: Db) -> Self {
+        AppState {
+            db: Arc::new(db),
+            max_batch: crate::core::protocol::MAX_BATCH,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// How the router is put together beyond the API.
+#[derive(Clone, Debug, Default)]
+pub struct HubOptions {
+    /// Origins allowed by CORS (`*` allows any). Empty: same origin only.
+    pub cors_origins: Vec<String>,
+    /// A folder served at `/` (the demo POS page).
+    pub www: Option<PathBuf>,
+    /// A folder served at `/pkg/` (the built engine).
+    pub pkg: Option<PathBuf>,
+}
+
+/// The largest request body the hub reads (a full batch of large operations fits).
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Builds the hub's router.
+pub fn app(state: AppState, options: &HubOptions) -> Router {
+    let api = Router::new()
+        .route(
+            "/sincronizacion/cola/",
+            get(routes::list_operations).post(routes::push),
+        )
+        .route("/sincronizacion/cambios/", get(routes::changes))
+        .route("/sincronizacion/registros/", get(routes::logs))
+        .route(
+            "/sincronizacion/documentos/{coleccion}/{objeto_id}/",
+            get(routes::document),
+        )
+        .route("/salud/", get(routes::health))
+        .route("/metricas/", get(routes::metrics))
+        .fallback(routes::api_not_found);
+    let mut router = Router::new()
+        .nest("/api", api)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state);
+    if let Some(pkg) = &options.pkg {
+        router = router.nest_service("/pkg", ServeDir::new(pkg));
+    }
+    if let Some(www) = &options.www {
+        router = router.fallback_service(ServeDir::new(www));
+    }
+    if let Some(cors) = cors_layer(&options.cors_origins) {
+        router = router.layer(cors);
+    }
+    router.layer(TraceLayer::new_for_http())
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` completes. In-flight requests finish first
+/// (graceful shutdown): a push that is being applied commits and gets its answer.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

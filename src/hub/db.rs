@@ -1,0 +1,378 @@
+//! The hub's SQLite storage: opening, migrations, and the read queries.
+//!
+//! Writes go through one writer at a time (SQLite allows one anyway); the lock makes that
+//! explicit, so a push never fails with "database is locked" under load. Reads run in
+//! parallel on the WAL snapshot. The durability is `synchronous = FULL`: a push the hub has
+//! answered survives a power cut, because the device deletes its copy once answered.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row};
+use tokio::sync::Mutex;
+
+use super::error::AppError;
+use crate::core::model::{Document, Fields, OpKind, OpStatus, Operation};
+use crate::core::protocol::{Change, PullResponse};
+
+/// The hub's database.
+pub struct Db {
+    pub(crate) pool: SqlitePool,
+    pub(crate) writer: Mutex<()>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the SQLite file at `path` and runs the migrations.
+    pub async fn open(path: &Path) -> Result<Db, AppError> {
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        Self::with_options(options, 8).await
+    }
+
+    /// An in-memory database, for tests (one connection, so every query sees the same data).
+    pub async fn memory() -> Result<Db, AppError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        Self::with_options(options, 1).await
+    }
+
+    async fn with_options(options: SqliteConnectOptions, connections: u32) -> Result<Db, AppError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(connections)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Db {
+            pool,
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), AppError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Changes after `since`, at most `limit`, optionally only in `collections`.
+    pub async fn pull(
+        &self,
+        since: u64,
+        limit: u32,
+        collections: &[String],
+    ) -> Result<PullResponse, AppError> {
+        let mut tx = self.pool.begin().await?;
+        // The snapshot's last sequence: everything at or below it is committed and visible.
+        let last: i64 = sqlx::query_scalar("SELECT valor FROM secuencia WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        let filter = if collections.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND coleccion IN ({})",
+                vec!["?"; collections.len()].join(",")
+            )
+        };
+        let sql = format!(
+            "SELECT seq, coleccion, objeto_id, version, datos, eliminado FROM documentos \
+             WHERE seq > ? AND seq <= ?{filter} ORDER BY seq LIMIT ?"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(since as i64)
+            .bind(last);
+        for c in collections {
+            query = query.bind(c);
+        }
+        let rows = query.bind(i64::from(limit) + 1).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let more = rows.len() > limit as usize;
+        let changes = rows
+            .iter()
+            .take(limit as usize)
+            .map(|r| {
+                Ok(Change {
+                    seq: r.get::<i64, _>("seq") as u64,
+                    doc: document(r)?,
+                })
+            })
+            .collect::<Result<Vec<_>, AppError>>()?;
+        let cursor = match (more, changes.last()) {
+            (true, Some(c)) => c.seq,
+            _ => (last as u64).max(since),
+        };
+        Ok(PullResponse {
+            changes,
+            cursor,
+            more,
+        })
+    }
+
+    /// One document, deleted ones included.
+    pub async fn document(
+        &self,
+        collection: &str,
+        doc_id: &str,
+    ) -> Result<Option<Document>, AppError> {
+        let row = sqlx::query("SELECT coleccion, objeto_id, version, datos, eliminado FROM documentos WHERE coleccion = ? AND objeto_id = ?")
+            .bind(collection)
+            .bind(doc_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(document).transpose()
+    }
+
+    /// A page of received operations, oldest first, with the total count.
+    pub async fn operations(
+        &self,
+        filter: &OpFilter,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(u64, Vec<HubOperation>), AppError> {
+        let mut clauses = Vec::new();
+        if filter.store.is_some() {
+            clauses.push("tienda = ?");
+        }
+        if filter.status.is_some() {
+            clauses.push("estado = ?");
+        }
+        if filter.has_conflict.is_some() {
+            clauses.push("tiene_conflicto = ?");
+        }
+        if filter.collection.is_some() {
+            clauses.push("coleccion = ?");
+        }
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        let count_sql = format!("SELECT COUNT(*) FROM operaciones{filter_sql}");
+        let page_sql =
+            format!("SELECT * FROM operaciones{filter_sql} ORDER BY rowid LIMIT ? OFFSET ?");
+        macro_rules! bind_filter {
+            ($q:expr) => {{
+                let mut q = $q;
+                if let Some(s) = filter.store {
+                    q = q.bind(s as i64);
+                }
+                if let Some(s) = filter.status {
+                    q = q.bind(s.as_str());
+                }
+                if let Some(c) = filter.has_conflict {
+                    q = q.bind(c);
+                }
+                if let Some(c) = &filter.collection {
+                    q = q.bind(c.as_str());
+                }
+                q
+            }};
+        }
+        let count: i64 = bind_filter!(sqlx::query_scalar(AssertSqlSafe(count_sql.clone())))
+            .fetch_one(&self.pool)
+            .await?;
+        let rows = bind_filter!(sqlx::query(AssertSqlSafe(page_sql)))
+            .bind(i64::from(limit))
+            .bind(offset as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let ops = rows.iter().map(hub_operation).collect::<Result<_, _>>()?;
+        Ok((count as u64, ops))
+    }
+
+    /// A page of the sync history, newest first, with the total count.
+    pub async fn logs(
+        &self,
+        store: Option<u64>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<(u64, Vec<SyncLog>), AppError> {
+        let store = store.map(|s| s as i64);
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM registros WHERE (?1 IS NULL OR tienda = ?1)")
+                .bind(store)
+                .fetch_one(&self.pool)
+                .await?;
+        let rows = sqlx::query("SELECT * FROM registros WHERE (?1 IS NULL OR tienda = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3")
+            .bind(store)
+            .bind(i64::from(limit))
+            .bind(offset as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let logs = rows
+            .iter()
+            .map(|r| SyncLog {
+                id: r.get("id"),
+                store: r.get::<i64, _>("tienda") as u64,
+                kind: r.get("tipo"),
+                started_at: r.get("fecha_inicio"),
+                finished_at: r.get("fecha_fin"),
+                duracion_ms: r.get("duracion_ms"),
+                received: r.get("recibidas"),
+                applied: r.get("aplicadas"),
+                duplicates: r.get("duplicadas"),
+                deferred: r.get("diferidas"),
+                conflicts: r.get("conflictos"),
+                rejected: r.get("rechazadas"),
+            })
+            .collect();
+        Ok((count as u64, logs))
+    }
+
+    /// Counts for the metrics endpoint.
+    pub async fn counts(&self) -> Result<Value, AppError> {
+        let by_status: Vec<(String, i64)> =
+            sqlx::query_as("SELECT estado, COUNT(*) FROM operaciones GROUP BY estado")
+                .fetch_all(&self.pool)
+                .await?;
+        let documents: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM documentos WHERE eliminado = 0")
+                .fetch_one(&self.pool)
+                .await?;
+        let seq: i64 = sqlx::query_scalar("SELECT valor FROM secuencia WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let pushes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM registros")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(serde_json::json!({
+            "operaciones": by_status.into_iter().map(|(k, v)| (k, Value::from(v))).collect::<serde_json::Map<_, _>>(),
+            "documentos": documents,
+            "secuencia": seq,
+            "registros": pushes,
+        }))
+    }
+}
+
+/// Filters for the operation list.
+#[derive(Debug, Default, Clone)]
+pub struct OpFilter {
+    /// `tienda`.
+    pub store: Option<u64>,
+    /// `estado`.
+    pub status: Option<OpStatus>,
+    /// `tiene_conflicto`.
+    pub has_conflict: Option<bool>,
+    /// `coleccion`.
+    pub collection: Option<String>,
+}
+
+/// An operation as the hub holds it: the operation plus the hub's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct HubOperation {
+    /// The operation with the hub's status.
+    #[serde(flatten)]
+    pub op: Operation,
+    /// The document version it produced.
+    pub version: Option<u64>,
+    /// The error code, when it was not applied.
+    #[serde(rename = "codigo")]
+    pub code: Option<String>,
+    /// When the hub received it.
+    #[serde(rename = "fecha_recepcion")]
+    pub received_at: String,
+    /// The sync-history row of the push that brought it.
+    #[serde(rename = "registro")]
+    pub log_id: i64,
+}
+
+/// One row of the sync history.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncLog {
+    /// The row id.
+    pub id: i64,
+    /// The store.
+    #[serde(rename = "tienda")]
+    pub store: u64,
+    /// `push`.
+    #[serde(rename = "tipo")]
+    pub kind: String,
+    /// When the push arrived.
+    #[serde(rename = "fecha_inicio")]
+    pub started_at: String,
+    /// When its transaction committed.
+    #[serde(rename = "fecha_fin")]
+    pub finished_at: String,
+    /// How long it took.
+    pub duracion_ms: i64,
+    /// Operations in the batch.
+    #[serde(rename = "recibidas")]
+    pub received: i64,
+    /// Applied now.
+    #[serde(rename = "aplicadas")]
+    pub applied: i64,
+    /// Re-sent ones answered from the record.
+    #[serde(rename = "duplicadas")]
+    pub duplicates: i64,
+    /// Deferred.
+    #[serde(rename = "diferidas")]
+    pub deferred: i64,
+    /// In conflict.
+    #[serde(rename = "conflictos")]
+    pub conflicts: i64,
+    /// Refused.
+    #[serde(rename = "rechazadas")]
+    pub rejected: i64,
+}
+
+pub(crate) fn fields_from(text: &str) -> Result<Fields, AppError> {
+    serde_json::from_str(text).map_err(|e| AppError::Database(sqlx::Error::Decode(Box::new(e))))
+}
+
+fn document(r: &SqliteRow) -> Result<Document, AppError> {
+    Ok(Document {
+        collection: r.get("coleccion"),
+        doc_id: r.get("objeto_id"),
+        version: r.get::<i64, _>("version") as u64,
+        data: fields_from(r.get("datos"))?,
+        deleted: r.get::<i64, _>("eliminado") != 0,
+    })
+}
+
+fn hub_operation(r: &SqliteRow) -> Result<HubOperation, AppError> {
+    let decode = |what: &str, v: String| {
+        AppError::Database(sqlx::Error::Decode(format!("bad {what} {v:?}").into()))
+    };
+    let id: String = r.get("id");
+    let kind: String = r.get("operacion");
+    let status: String = r.get("estado");
+    let clock: String = r.get("reloj");
+    Ok(HubOperation {
+        op: Operation {
+            id: id.parse().map_err(|_| decode("id", id.clone()))?,
+            store: r.get::<i64, _>("tienda") as u64,
+            collection: r.get("coleccion"),
+            doc_id: r.get("objeto_id"),
+            kind: OpKind::parse(&kind).ok_or_else(|| decode("operacion", kind.clone()))?,
+            data: fields_from(r.get("datos"))?,
+            base_version: r.get::<i64, _>("version_base") as u64,
+            clock: clock.parse().map_err(|_| decode("reloj", clock.clone()))?,
+            priority: r.get::<i64, _>("prioridad") as i32,
+            status: OpStatus::parse(&status).ok_or_else(|| decode("estado", status.clone()))?,
+            has_conflict: r.get::<i64, _>("tiene_conflicto") != 0,
+            attempts: r.get::<i64, _>("intentos") as u32,
+            error: r.get("error"),
+            created_at: r.get("fecha_creacion"),
+            processed_at: r.get("fecha_procesamiento"),
+            seq: None,
+        },
+        version: r.get::<Option<i64>, _>("version").map(|v| v as u64),
+        code: r.get("codigo"),
+        received_at: r.get("fecha_recepcion"),
+        log_id: r.get("registro"),
+    })
+}

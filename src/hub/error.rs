@@ -1,0 +1,103 @@
+//! The hub's error type and how it becomes an HTTP answer.
+//!
+//! Every error body has DRF's shape: `{"detail": "...", "code": "..."}`, or per-field
+//! `{"field": ["message"]}` with a 400. Internal causes are logged, never sent.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::core::protocol::ErrorBody;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is wrong as a whole.
+    #[error("{detail}")]
+    BadRequest {
+        /// For people.
+        detail: String,
+        /// For programs.
+        code: &'static str,
+    },
+    /// Named fields are wrong.
+    #[error("invalid fields: {0:?}")]
+    Fields(BTreeMap<String, Vec<String>>),
+    /// The body or the batch is larger than the hub takes.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The body is not JSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// Nothing at that path.
+    #[error("{0}")]
+    NotFound(String),
+    /// The database failed; the cause is logged and hidden.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The database migration failed.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl AppError {
+    /// A 400 that names one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        AppError::Fields(BTreeMap::from([(field.to_owned(), vec![message.into()])]))
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest { .. } | AppError::Fields(_) => StatusCode::BAD_REQUEST,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Database(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Database(_) | AppError::Migrate(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut)
+        || e.as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c == "5" || c == "6" || c == "13")
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = |detail: String, code: &str| {
+            Json(ErrorBody {
+                detail,
+                code: code.to_owned(),
+            })
+            .into_response()
+        };
+        let response = match self {
+            AppError::BadRequest { detail, code } => body(detail, code),
+            AppError::Fields(fields) => Json(fields).into_response(),
+            AppError::TooLarge(detail) => body(detail, "lote_demasiado_grande"),
+            AppError::UnsupportedMediaType => body(
+                "Unsupported media type: send Content-Type: application/json.".into(),
+                "unsupported_media_type",
+            ),
+            AppError::NotFound(detail) => body(detail, "not_found"),
+            e @ (AppError::Database(_) | AppError::Migrate(_)) => {
+                tracing::error!(error = %e, "request failed inside the hub");
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    body("The hub is busy; try again shortly.".into(), "ocupado")
+                } else {
+                    body(
+                        "The hub failed to process the request; nothing was applied.".into(),
+                        "error_interno",
+                    )
+                }
+            }
+        };
+        (status, response).into_response()
+    }
+}
