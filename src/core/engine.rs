@@ -183,6 +183,11 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         &self.store
     }
 
+    /// The transport underneath.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
     /// Validates and queues operations, all or none, and returns them as queued.
     /// It returns only after the store committed them.
     pub async fn enqueue(&self, new: Vec<NewOperation>) -> Result<Vec<Operation>, EngineError> {
