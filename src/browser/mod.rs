@@ -1,1 +1,10 @@
-//! The browser layer (wasm32 only).
+//! The browser layer (wasm32 only), kept thin: it binds the core's sync engine to
+//! IndexedDB ([`idb`]), `fetch` ([`http`]), the JS host ([`env`]) and JavaScript ([`api`]).
+
+pub mod api;
+pub mod env;
+pub mod http;
+pub mod idb;
+
+pub use api::PosSync;
+pub use idb::IdbStore;

@@ -1,0 +1,586 @@
+//! The JavaScript API: the `PosSync` class.
+//!
+//! Methods are camelCase and return Promises; data objects keep the wire contract's field
+//! names (`coleccion`, `objeto_id`, ...), so what the page queues is what the hub lists.
+//! Every failure rejects with a JS `Error` whose `name` is stable (see [`error_name`]).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use futures::channel::oneshot;
+use futures::FutureExt;
+use js_sys::{Array, Function, Promise};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+use web_sys::{CustomEvent, CustomEventInit, EventTarget};
+
+use super::env::{is_online, now_ms, random_uuid, sleep, GlobalListener};
+use super::http::FetchTransport;
+use super::idb::IdbStore;
+use crate::core::engine::{EngineConfig, EngineError, NewOperation, SyncEngine, SyncSummary};
+use crate::core::model::{rfc3339, Fields, OpKind, StoreId};
+use crate::core::store::StoreError;
+use crate::core::transport::TransportError;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** Options for `PosSync.open`. */
+export interface OpenOptions {
+  /** This till's store id (an integer). Required. */
+  storeId: number;
+  /** The hub's base URL; "" (the default) is the page's own origin. */
+  hubUrl?: string;
+  /** The IndexedDB database name; default `pos-sync-<storeId>`. */
+  dbName?: string;
+  /** Operations per push (1 to 1000); default 100. */
+  batchSize?: number;
+  /** Changes per pull page; default 500. */
+  pullLimit?: number;
+  /** How often `start()` syncs, in milliseconds; default 10000. */
+  syncIntervalMs?: number;
+  /** The collections pulled into the offline cache; default all. */
+  cachedCollections?: string[];
+  /** Priority per collection (higher syncs first); default 0. */
+  priorities?: Record<string, number>;
+}
+export type OperationKind = "crear" | "actualizar" | "eliminar" | "incrementar";
+export type OperationStatus = "pendiente" | "aplicada" | "diferida" | "conflicto" | "rechazada";
+/** An operation to queue. For "incrementar", `datos` holds integer deltas. */
+export interface NewOperation {
+  /** The idempotency key; a random UUID when absent. */
+  id?: string;
+  coleccion: string;
+  objeto_id: string;
+  operacion: OperationKind;
+  datos?: Record<string, unknown>;
+  /** The version this change is based on; default the cached document's. */
+  version_base?: number;
+  /** Overrides the collection's priority. */
+  prioridad?: number;
+}
+/** A queued operation (the wire contract's shape). */
+export interface Operation {
+  id: string;
+  tienda: number;
+  coleccion: string;
+  objeto_id: string;
+  operacion: OperationKind;
+  datos: Record<string, unknown>;
+  version_base: number;
+  reloj: string;
+  prioridad: number;
+  estado: OperationStatus;
+  tiene_conflicto: boolean;
+  intentos: number;
+  error: string | null;
+  fecha_creacion: string;
+  fecha_procesamiento: string | null;
+  /** Creation order in this device's queue. */
+  seq?: number;
+}
+/** A document from the offline cache, with this store's pending operations applied. */
+export interface CachedDocument {
+  coleccion: string;
+  objeto_id: string;
+  version: number;
+  datos: Record<string, unknown>;
+  eliminado: boolean;
+}
+/** What one sync did. */
+export interface SyncSummary {
+  pushed: number;
+  applied: number;
+  duplicates: number;
+  deferred: number;
+  conflicts: number;
+  rejected: number;
+  batches: number;
+  pulled: number;
+  cursor: number;
+  pending: number;
+}
+/** The engine's state; also the `detail` of every "change" event. */
+export interface EngineStatus {
+  storeId: number;
+  dbName: string;
+  online: boolean;
+  running: boolean;
+  syncing: boolean;
+  pending: number;
+  cursor: number;
+  lastSync: SyncSummary | null;
+  lastSyncAt: string | null;
+  lastError: string | null;
+}
+/**
+ * Events: "change" (detail: EngineStatus) after queueing, syncing and connectivity changes;
+ * "sync" (detail: SyncSummary) after a successful sync; "syncerror" (detail: Error).
+ */
+export type PosSyncEvent = "change" | "sync" | "syncerror";
+"#;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OpenOptions {
+    store_id: StoreId,
+    #[serde(default)]
+    hub_url: String,
+    db_name: Option<String>,
+    batch_size: Option<usize>,
+    pull_limit: Option<u32>,
+    sync_interval_ms: Option<u32>,
+    #[serde(default)]
+    cached_collections: Vec<String>,
+    #[serde(default)]
+    priorities: HashMap<String, i32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsNewOperation {
+    id: Option<uuid::Uuid>,
+    coleccion: String,
+    objeto_id: String,
+    operacion: OpKind,
+    #[serde(default)]
+    datos: Option<Fields>,
+    version_base: Option<u64>,
+    prioridad: Option<i32>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    store_id: StoreId,
+    db_name: String,
+    online: bool,
+    running: bool,
+    syncing: bool,
+    pending: u64,
+    cursor: u64,
+    last_sync: Option<SyncSummary>,
+    last_sync_at: Option<String>,
+    last_error: Option<String>,
+}
+
+/// The stable `name` of the JS `Error` for each failure.
+pub fn error_name(e: &EngineError) -> &'static str {
+    match e {
+        EngineError::Invalid(_) => "PosSyncInvalidError",
+        EngineError::Store(StoreError::QuotaExceeded(_)) => "PosSyncQuotaError",
+        EngineError::Store(StoreError::WrongStore { .. }) => "PosSyncWrongStoreError",
+        EngineError::Store(_) => "PosSyncStorageError",
+        EngineError::Transport(TransportError::Offline) => "PosSyncOfflineError",
+        EngineError::Transport(TransportError::Network(_)) => "PosSyncNetworkError",
+        EngineError::Transport(TransportError::Http { .. }) => "PosSyncHubError",
+        EngineError::Transport(TransportError::Decode(_)) | EngineError::Protocol(_) => {
+            "PosSyncProtocolError"
+        }
+    }
+}
+
+fn js_error(name: &str, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    e.set_name(name);
+    e.into()
+}
+
+fn engine_error(e: EngineError) -> JsValue {
+    js_error(error_name(&e), &e.to_string())
+}
+
+fn invalid(message: String) -> JsValue {
+    js_error("PosSyncInvalidError", &message)
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| js_error("PosSyncProtocolError", &e.to_string()))
+}
+
+/// Reads a JS value through JSON's data model, so that `deny_unknown_fields` sees every key
+/// (serde-wasm-bindgen reads only the fields a struct names).
+fn from_js<T: serde::de::DeserializeOwned>(value: JsValue) -> Result<T, String> {
+    let json: serde_json::Value =
+        serde_wasm_bindgen::from_value(value).map_err(|e| e.to_string())?;
+    serde_json::from_value(json).map_err(|e| e.to_string())
+}
+
+type Engine = SyncEngine<IdbStore, FetchTransport>;
+
+struct Inner {
+    engine: Engine,
+    db_name: String,
+    events: EventTarget,
+    change_listeners: Cell<u32>,
+    interval_ms: u32,
+    running: Cell<bool>,
+    generation: Cell<u32>,
+    wake: RefCell<Option<oneshot::Sender<()>>>,
+    last_sync: RefCell<Option<(SyncSummary, String)>>,
+    listeners: RefCell<Vec<GlobalListener>>,
+}
+
+impl Inner {
+    async fn status(&self) -> Result<Status, EngineError> {
+        let last = self.last_sync.borrow().clone();
+        Ok(Status {
+            store_id: self.engine.config().store,
+            db_name: self.db_name.clone(),
+            online: is_online(),
+            running: self.running.get(),
+            syncing: self.engine.is_syncing(),
+            pending: self.engine.pending_count().await?,
+            cursor: self.engine.cursor(),
+            last_sync_at: last.as_ref().map(|(_, at)| at.clone()),
+            last_sync: last.map(|(s, _)| s),
+            last_error: self.engine.last_error(),
+        })
+    }
+
+    fn dispatch(&self, kind: &str, detail: &JsValue) {
+        let init = CustomEventInit::new();
+        init.set_detail(detail);
+        if let Ok(event) = CustomEvent::new_with_event_init_dict(kind, &init) {
+            let _ = self.events.dispatch_event(&event);
+        }
+    }
+
+    /// Sends a "change" event with the current status, if anyone listens.
+    async fn changed(&self) {
+        if self.change_listeners.get() == 0 {
+            return;
+        }
+        if let Ok(status) = self.status().await {
+            if let Ok(detail) = to_js(&status) {
+                self.dispatch("change", &detail);
+            }
+        }
+    }
+
+    async fn sync(&self) -> Result<SyncSummary, EngineError> {
+        let result = self.engine.sync_once().await;
+        match &result {
+            Ok(summary) => {
+                *self.last_sync.borrow_mut() = Some((summary.clone(), rfc3339(now_ms())));
+                if let Ok(detail) = to_js(summary) {
+                    self.dispatch("sync", &detail);
+                }
+            }
+            Err(e) => self.dispatch("syncerror", &js_error(error_name(e), &e.to_string())),
+        }
+        self.changed().await;
+        result
+    }
+
+    fn wake(&self) {
+        if let Some(tx) = self.wake.borrow_mut().take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Continuous sync: sync now, then every interval, and at once when woken (the device came
+/// online, or something was queued). Ends when stopped or restarted.
+async fn run_loop(weak: Weak<Inner>, generation: u32) {
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        if !inner.running.get() || inner.generation.get() != generation {
+            return;
+        }
+        if is_online() {
+            let _ = inner.sync().await;
+        }
+        let (tx, rx) = oneshot::channel();
+        *inner.wake.borrow_mut() = Some(tx);
+        let interval = inner.interval_ms;
+        drop(inner);
+        futures::select! {
+            _ = sleep(interval).fuse() => {},
+            _ = rx.fuse() => {},
+        }
+    }
+}
+
+/// The offline-first sync engine for one till.
+#[wasm_bindgen]
+pub struct PosSync {
+    inner: Rc<Inner>,
+}
+
+#[wasm_bindgen]
+impl PosSync {
+    /// Opens the engine: its IndexedDB database (created or upgraded) and its hub connection.
+    #[wasm_bindgen(unchecked_return_type = "Promise<PosSync>")]
+    pub fn open(#[wasm_bindgen(unchecked_param_type = "OpenOptions")] options: JsValue) -> Promise {
+        future_to_promise(async move { PosSync::connect(options).await.map(JsValue::from) })
+    }
+
+    /// Deletes a database and everything queued in it. The engine on it must be closed first.
+    #[wasm_bindgen(js_name = deleteDatabase, unchecked_return_type = "Promise<void>")]
+    pub fn delete_database(name: String) -> Promise {
+        future_to_promise(async move {
+            IdbStore::delete(&name)
+                .await
+                .map_err(|e| engine_error(e.into()))?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// This engine's store id.
+    #[wasm_bindgen(getter, js_name = storeId)]
+    pub fn store_id(&self) -> f64 {
+        self.inner.engine.config().store as f64
+    }
+
+    /// Queues one operation; resolves once it is committed to IndexedDB.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Operation>")]
+    pub fn enqueue(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "NewOperation")] op: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let op = parse_operation(op)?;
+            let queued = enqueue(&inner, vec![op]).await?;
+            to_js(&queued[0])
+        })
+    }
+
+    /// Queues several operations atomically (all or none); resolves once committed.
+    #[wasm_bindgen(js_name = enqueueMany, unchecked_return_type = "Promise<Operation[]>")]
+    pub fn enqueue_many(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "NewOperation[]")] ops: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let array: Array = ops
+                .dyn_into()
+                .map_err(|_| invalid("enqueueMany takes an array of operations".into()))?;
+            let ops = array
+                .iter()
+                .map(parse_operation)
+                .collect::<Result<Vec<_>, _>>()?;
+            let queued = enqueue(&inner, ops).await?;
+            to_js(&queued)
+        })
+    }
+
+    /// How many operations wait to be sent.
+    #[wasm_bindgen(js_name = pendingCount, unchecked_return_type = "Promise<number>")]
+    pub fn pending_count(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            Ok((inner.engine.pending_count().await.map_err(engine_error)? as f64).into())
+        })
+    }
+
+    /// Every operation in the queue: pending ones, and those the hub did not apply.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Operation[]>")]
+    pub fn operations(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(
+            async move { to_js(&inner.engine.operations().await.map_err(engine_error)?) },
+        )
+    }
+
+    /// Pushes every pending operation and pulls the hub's changes, once.
+    #[wasm_bindgen(js_name = syncNow, unchecked_return_type = "Promise<SyncSummary>")]
+    pub fn sync_now(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { to_js(&inner.sync().await.map_err(engine_error)?) })
+    }
+
+    /// Starts continuous sync: now, every `syncIntervalMs`, and at once on `online`.
+    pub fn start(&self) {
+        if self.inner.running.get() {
+            return;
+        }
+        self.inner.running.set(true);
+        let generation = self.inner.generation.get().wrapping_add(1);
+        self.inner.generation.set(generation);
+        wasm_bindgen_futures::spawn_local(run_loop(Rc::downgrade(&self.inner), generation));
+    }
+
+    /// Stops continuous sync (a sync under way finishes).
+    pub fn stop(&self) {
+        self.inner.running.set(false);
+        self.inner.wake();
+    }
+
+    /// The engine's state.
+    #[wasm_bindgen(unchecked_return_type = "Promise<EngineStatus>")]
+    pub fn status(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { to_js(&inner.status().await.map_err(engine_error)?) })
+    }
+
+    /// A document from the offline cache, with this store's pending operations applied;
+    /// `undefined` when unknown or deleted.
+    #[wasm_bindgen(unchecked_return_type = "Promise<CachedDocument | undefined>")]
+    pub fn get(&self, coleccion: String, objeto_id: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            match inner
+                .engine
+                .get(&coleccion, &objeto_id)
+                .await
+                .map_err(engine_error)?
+            {
+                Some(doc) => to_js(&doc),
+                None => Ok(JsValue::UNDEFINED),
+            }
+        })
+    }
+
+    /// Every live document of a collection from the offline cache, by id.
+    #[wasm_bindgen(unchecked_return_type = "Promise<CachedDocument[]>")]
+    pub fn list(&self, coleccion: String) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            to_js(&inner.engine.list(&coleccion).await.map_err(engine_error)?)
+        })
+    }
+
+    /// Listens for "change", "sync" or "syncerror" (see `PosSyncEvent`).
+    #[wasm_bindgen(js_name = addEventListener)]
+    pub fn add_event_listener(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "PosSyncEvent")] kind: String,
+        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent) => void")] listener: Function,
+    ) -> Result<(), JsValue> {
+        if !matches!(kind.as_str(), "change" | "sync" | "syncerror") {
+            return Err(invalid(format!(
+                "unknown event {kind:?}: use change, sync or syncerror"
+            )));
+        }
+        self.inner
+            .events
+            .add_event_listener_with_callback(&kind, &listener)?;
+        if kind == "change" {
+            self.inner
+                .change_listeners
+                .set(self.inner.change_listeners.get() + 1);
+        }
+        Ok(())
+    }
+
+    /// Stops listening.
+    #[wasm_bindgen(js_name = removeEventListener)]
+    pub fn remove_event_listener(&self, kind: String, listener: Function) -> Result<(), JsValue> {
+        self.inner
+            .events
+            .remove_event_listener_with_callback(&kind, &listener)?;
+        if kind == "change" {
+            self.inner
+                .change_listeners
+                .set(self.inner.change_listeners.get().saturating_sub(1));
+        }
+        Ok(())
+    }
+
+    /// Stops syncing and detaches from connectivity events. Queued operations stay in the
+    /// database for the next `open`.
+    pub fn close(&self) {
+        self.stop();
+        self.inner.listeners.borrow_mut().clear();
+    }
+}
+
+impl PosSync {
+    /// `PosSync.open` for Rust callers: the same, without the Promise.
+    pub async fn connect(options: JsValue) -> Result<PosSync, JsValue> {
+        let options: OpenOptions =
+            from_js(options).map_err(|e| invalid(format!("invalid options: {e}")))?;
+        let db_name = options
+            .db_name
+            .clone()
+            .unwrap_or_else(|| format!("pos-sync-{}", options.store_id));
+        if db_name.is_empty() {
+            return Err(invalid("invalid options: dbName must not be empty".into()));
+        }
+        let mut config = EngineConfig::new(options.store_id);
+        if let Some(b) = options.batch_size {
+            if !(1..=crate::core::protocol::MAX_BATCH).contains(&b) {
+                return Err(invalid(format!(
+                    "invalid options: batchSize must be 1 to {}",
+                    crate::core::protocol::MAX_BATCH
+                )));
+            }
+            config.batch_size = b;
+        }
+        if let Some(p) = options.pull_limit {
+            config.pull_limit = p.clamp(1, crate::core::protocol::MAX_PULL);
+        }
+        config.cached_collections = options.cached_collections;
+        config.priorities = options.priorities;
+        let store = IdbStore::open(&db_name)
+            .await
+            .map_err(|e| engine_error(e.into()))?;
+        let transport = FetchTransport::new(&options.hub_url);
+        let engine = SyncEngine::open(store, transport, config, now_ms)
+            .await
+            .map_err(engine_error)?;
+        let events = EventTarget::new()
+            .map_err(|_| js_error("PosSyncStorageError", "cannot create an EventTarget"))?;
+        let inner = Rc::new(Inner {
+            engine,
+            db_name,
+            events,
+            change_listeners: Cell::new(0),
+            interval_ms: options.sync_interval_ms.unwrap_or(10_000).max(100),
+            running: Cell::new(false),
+            generation: Cell::new(0),
+            wake: RefCell::new(None),
+            last_sync: RefCell::new(None),
+            listeners: RefCell::new(Vec::new()),
+        });
+        for event in ["online", "offline"] {
+            let weak = Rc::downgrade(&inner);
+            let listener = GlobalListener::new(event, move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    if event == "online" {
+                        inner.wake();
+                    }
+                    wasm_bindgen_futures::spawn_local(async move { inner.changed().await });
+                }
+            });
+            inner.listeners.borrow_mut().extend(listener);
+        }
+        Ok(PosSync { inner })
+    }
+}
+
+fn parse_operation(value: JsValue) -> Result<NewOperation, JsValue> {
+    let op: JsNewOperation =
+        from_js(value).map_err(|e| invalid(format!("invalid operation: {e}")))?;
+    let id = match op.id {
+        Some(id) => id,
+        None => random_uuid().map_err(|e| js_error("PosSyncStorageError", &e))?,
+    };
+    Ok(NewOperation {
+        id,
+        collection: op.coleccion,
+        doc_id: op.objeto_id,
+        kind: op.operacion,
+        data: op.datos.unwrap_or_default(),
+        base_version: op.version_base,
+        priority: op.prioridad,
+    })
+}
+
+async fn enqueue(
+    inner: &Rc<Inner>,
+    ops: Vec<NewOperation>,
+) -> Result<Vec<crate::core::model::Operation>, JsValue> {
+    let queued = inner.engine.enqueue(ops).await.map_err(engine_error)?;
+    if inner.running.get() {
+        inner.wake();
+    }
+    inner.changed().await;
+    Ok(queued)
+}

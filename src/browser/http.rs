@@ -1,0 +1,69 @@
+//! The fetch [`Transport`], over gloo-net.
+
+use gloo_net::http::{Request, Response};
+use serde::de::DeserializeOwned;
+
+use crate::core::protocol::{ErrorBody, PullQuery, PullResponse, PushRequest, PushResponse};
+use crate::core::transport::{Transport, TransportError};
+
+use super::env::is_online;
+
+/// Talks to a hub at a base URL (`""` for the page's own origin).
+pub struct FetchTransport {
+    base: String,
+}
+
+impl FetchTransport {
+    /// A transport for the hub at `base` (`http://host:port`, no trailing slash needed).
+    pub fn new(base: &str) -> Self {
+        FetchTransport {
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The hub's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+async fn answer<T: DeserializeOwned>(
+    response: Result<Response, gloo_net::Error>,
+) -> Result<T, TransportError> {
+    let response = response.map_err(|e| TransportError::Network(e.to_string()))?;
+    if !response.ok() {
+        let body = response.json::<ErrorBody>().await.ok();
+        return Err(TransportError::Http {
+            status: response.status(),
+            body,
+        });
+    }
+    response
+        .json::<T>()
+        .await
+        .map_err(|e| TransportError::Decode(e.to_string()))
+}
+
+impl Transport for FetchTransport {
+    async fn push(&self, request: &PushRequest) -> Result<PushResponse, TransportError> {
+        if !is_online() {
+            return Err(TransportError::Offline);
+        }
+        let request = Request::post(&format!("{}/api/sincronizacion/cola/", self.base))
+            .json(request)
+            .map_err(|e| TransportError::Decode(e.to_string()))?;
+        answer(request.send().await).await
+    }
+
+    async fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError> {
+        if !is_online() {
+            return Err(TransportError::Offline);
+        }
+        let url = format!(
+            "{}/api/sincronizacion/cambios/?{}",
+            self.base,
+            query.to_query_string()
+        );
+        answer(Request::get(&url).send().await).await
+    }
+}

@@ -1,0 +1,318 @@
+//! The IndexedDB [`Store`], over rexie.
+//!
+//! Schema (version [`SCHEMA_VERSION`]), one small function per version:
+//! - `cola`: the operation queue, key `seq` (auto-increment: creation order), indexes `estado`,
+//!   `documento` (the joined `(coleccion, objeto_id)` key) and `id` (unique);
+//! - `cache`: hub documents, key `clave` (the joined key), index `coleccion`;
+//! - `meta`: `{clave, valor}` records: `tienda`, `cursor`, `reloj`.
+//!
+//! Every write is one IndexedDB transaction, awaited until it commits. The transaction
+//! durability is the browser's default (`relaxed` in Chromium 121+: the commit reaches the
+//! operating system, which flushes it to disk within seconds).
+
+use js_sys::Reflect;
+use rexie::{Index, KeyRange, ObjectStore, Rexie, RexieBuilder, TransactionMode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wasm_bindgen::JsValue;
+
+use crate::core::clock::Hlc;
+use crate::core::model::{DocKey, Document, OpKind, OpStatus, Operation, StoreId};
+use crate::core::protocol::Change;
+use crate::core::store::{Meta, Store, StoreError};
+
+/// The schema version this build creates and expects.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const QUEUE: &str = "cola";
+const CACHE: &str = "cache";
+const META: &str = "meta";
+
+/// Version 1: the queue, the cache and the metadata.
+fn schema_v1(builder: RexieBuilder) -> RexieBuilder {
+    builder
+        .add_object_store(
+            ObjectStore::new(QUEUE)
+                .key_path("seq")
+                .auto_increment(true)
+                .add_index(Index::new("estado", "estado"))
+                .add_index(Index::new("documento", "clave"))
+                .add_index(Index::new("id", "id").unique(true)),
+        )
+        .add_object_store(
+            ObjectStore::new(CACHE)
+                .key_path("clave")
+                .add_index(Index::new("coleccion", "coleccion")),
+        )
+        .add_object_store(ObjectStore::new(META).key_path("clave"))
+}
+
+/// The upgrades, in order; entry `n` brings a database to version `n + 1`.
+const UPGRADES: [fn(RexieBuilder) -> RexieBuilder; SCHEMA_VERSION as usize] = [schema_v1];
+
+/// A [`Store`] in one IndexedDB database.
+pub struct IdbStore {
+    db: Rexie,
+}
+
+impl IdbStore {
+    /// Opens (creating or upgrading) the database `name`.
+    pub async fn open(name: &str) -> Result<Self, StoreError> {
+        let builder = UPGRADES
+            .iter()
+            .fold(Rexie::builder(name).version(SCHEMA_VERSION), |b, up| up(b));
+        let db = builder.build().await.map_err(backend)?;
+        Ok(IdbStore { db })
+    }
+
+    /// Closes the database.
+    pub fn close(self) {
+        self.db.close();
+    }
+
+    /// Deletes the database `name` (every queued operation and cached document in it).
+    pub async fn delete(name: &str) -> Result<(), StoreError> {
+        Rexie::delete(name).await.map_err(backend)
+    }
+
+    fn tx(&self, stores: &[&str], mode: TransactionMode) -> Result<rexie::Transaction, StoreError> {
+        self.db.transaction(stores, mode).map_err(backend)
+    }
+}
+
+fn backend(e: rexie::Error) -> StoreError {
+    let text = format!("{e:?}");
+    if text.contains("QuotaExceeded") {
+        StoreError::QuotaExceeded(text)
+    } else {
+        StoreError::Backend(text)
+    }
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, StoreError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| StoreError::Backend(format!("could not encode a record: {e}")))
+}
+
+fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, StoreError> {
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|e| StoreError::Backend(format!("could not decode a record: {e}")))
+}
+
+/// A record with its `clave` (index key) set beside the value's own fields.
+fn with_key<T: Serialize>(value: &T, key: &str) -> Result<JsValue, StoreError> {
+    let js = to_js(value)?;
+    Reflect::set(&js, &"clave".into(), &key.into())
+        .map_err(|_| StoreError::Backend("could not set a record key".into()))?;
+    Ok(js)
+}
+
+async fn commit(tx: rexie::Transaction) -> Result<(), StoreError> {
+    let result = tx.done().await.map_err(backend)?;
+    if result.is_committed() {
+        Ok(())
+    } else {
+        Err(StoreError::Backend(
+            "the IndexedDB transaction was aborted".into(),
+        ))
+    }
+}
+
+async fn meta_value(store: &rexie::Store, key: &str) -> Result<Option<JsValue>, StoreError> {
+    let record = store.get(key.into()).await.map_err(backend)?;
+    Ok(record
+        .and_then(|r| Reflect::get(&r, &"valor".into()).ok())
+        .filter(|v| !v.is_undefined()))
+}
+
+fn meta_record(key: &str, value: JsValue) -> Result<JsValue, StoreError> {
+    let record = js_sys::Object::new();
+    Reflect::set(&record, &"clave".into(), &key.into())
+        .and_then(|_| Reflect::set(&record, &"valor".into(), &value))
+        .map_err(|_| StoreError::Backend("could not build a metadata record".into()))?;
+    Ok(record.into())
+}
+
+fn status_range(status: OpStatus) -> Result<KeyRange, StoreError> {
+    KeyRange::only(&status.as_str().into()).map_err(|e| backend(e.into()))
+}
+
+impl Store for IdbStore {
+    async fn load_meta(&self) -> Result<Meta, StoreError> {
+        let tx = self.tx(&[META], TransactionMode::ReadOnly)?;
+        let store = tx.store(META).map_err(backend)?;
+        let tienda = meta_value(&store, "tienda").await?;
+        let cursor = meta_value(&store, "cursor").await?;
+        let reloj = meta_value(&store, "reloj").await?;
+        Ok(Meta {
+            store: tienda.and_then(|v| v.as_f64()).map(|v| v as StoreId),
+            cursor: cursor.and_then(|v| v.as_f64()).map_or(0, |v| v as u64),
+            clock: reloj
+                .and_then(|v| v.as_string())
+                .and_then(|s| s.parse::<Hlc>().ok()),
+        })
+    }
+
+    async fn set_store(&self, store: StoreId) -> Result<(), StoreError> {
+        let tx = self.tx(&[META], TransactionMode::ReadWrite)?;
+        tx.store(META)
+            .map_err(backend)?
+            .put(
+                &meta_record("tienda", JsValue::from_f64(store as f64))?,
+                None,
+            )
+            .await
+            .map_err(backend)?;
+        commit(tx).await
+    }
+
+    async fn append(&self, ops: Vec<Operation>, clock: Hlc) -> Result<Vec<Operation>, StoreError> {
+        let tx = self.tx(&[QUEUE, CACHE, META], TransactionMode::ReadWrite)?;
+        let queue = tx.store(QUEUE).map_err(backend)?;
+        let cache = tx.store(CACHE).map_err(backend)?;
+        let mut out = Vec::with_capacity(ops.len());
+        for mut op in ops {
+            let key = op.doc_key().joined();
+            if op.base_version == 0 && op.kind != OpKind::Create {
+                if let Some(doc) = cache.get(key.as_str().into()).await.map_err(backend)? {
+                    op.base_version = from_js::<Document>(doc)?.version;
+                }
+            }
+            op.seq = None;
+            let seq = queue
+                .add(&with_key(&op, &key)?, None)
+                .await
+                .map_err(backend)?;
+            op.seq = seq.as_f64().map(|s| s as u64);
+            out.push(op);
+        }
+        tx.store(META)
+            .map_err(backend)?
+            .put(&meta_record("reloj", clock.to_string().into())?, None)
+            .await
+            .map_err(backend)?;
+        commit(tx).await?;
+        Ok(out)
+    }
+
+    async fn pending(&self) -> Result<Vec<Operation>, StoreError> {
+        let tx = self.tx(&[QUEUE], TransactionMode::ReadOnly)?;
+        let index = tx
+            .store(QUEUE)
+            .map_err(backend)?
+            .index("estado")
+            .map_err(backend)?;
+        let rows = index
+            .get_all(Some(status_range(OpStatus::Pending)?), None)
+            .await
+            .map_err(backend)?;
+        rows.into_iter().map(from_js).collect()
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        let tx = self.tx(&[QUEUE], TransactionMode::ReadOnly)?;
+        let index = tx
+            .store(QUEUE)
+            .map_err(backend)?
+            .index("estado")
+            .map_err(backend)?;
+        Ok(u64::from(
+            index
+                .count(Some(status_range(OpStatus::Pending)?))
+                .await
+                .map_err(backend)?,
+        ))
+    }
+
+    async fn operations(&self) -> Result<Vec<Operation>, StoreError> {
+        let tx = self.tx(&[QUEUE], TransactionMode::ReadOnly)?;
+        let rows = tx
+            .store(QUEUE)
+            .map_err(backend)?
+            .get_all(None, None)
+            .await
+            .map_err(backend)?;
+        rows.into_iter().map(from_js).collect()
+    }
+
+    async fn operations_for(&self, key: &DocKey) -> Result<Vec<Operation>, StoreError> {
+        let tx = self.tx(&[QUEUE], TransactionMode::ReadOnly)?;
+        let index = tx
+            .store(QUEUE)
+            .map_err(backend)?
+            .index("documento")
+            .map_err(backend)?;
+        let range = KeyRange::only(&key.joined().into()).map_err(|e| backend(e.into()))?;
+        let rows = index.get_all(Some(range), None).await.map_err(backend)?;
+        rows.into_iter().map(from_js).collect()
+    }
+
+    async fn settle(&self, remove: &[u64], update: &[Operation]) -> Result<(), StoreError> {
+        let tx = self.tx(&[QUEUE], TransactionMode::ReadWrite)?;
+        let queue = tx.store(QUEUE).map_err(backend)?;
+        for seq in remove {
+            queue
+                .delete(JsValue::from_f64(*seq as f64))
+                .await
+                .map_err(backend)?;
+        }
+        for op in update {
+            queue
+                .put(&with_key(op, &op.doc_key().joined())?, None)
+                .await
+                .map_err(backend)?;
+        }
+        commit(tx).await
+    }
+
+    async fn apply_changes(&self, changes: &[Change], cursor: u64) -> Result<(), StoreError> {
+        let tx = self.tx(&[CACHE, META], TransactionMode::ReadWrite)?;
+        let cache = tx.store(CACHE).map_err(backend)?;
+        for change in changes {
+            let key = DocKey::new(&change.doc.collection, &change.doc.doc_id).joined();
+            cache
+                .put(&with_key(&change.doc, &key)?, None)
+                .await
+                .map_err(backend)?;
+        }
+        tx.store(META)
+            .map_err(backend)?
+            .put(
+                &meta_record("cursor", JsValue::from_f64(cursor as f64))?,
+                None,
+            )
+            .await
+            .map_err(backend)?;
+        commit(tx).await
+    }
+
+    async fn cached(&self, key: &DocKey) -> Result<Option<Document>, StoreError> {
+        let tx = self.tx(&[CACHE], TransactionMode::ReadOnly)?;
+        let record = tx
+            .store(CACHE)
+            .map_err(backend)?
+            .get(key.joined().into())
+            .await
+            .map_err(backend)?;
+        record.map(from_js).transpose()
+    }
+
+    async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
+        let tx = self.tx(&[CACHE], TransactionMode::ReadOnly)?;
+        let index = tx
+            .store(CACHE)
+            .map_err(backend)?
+            .index("coleccion")
+            .map_err(backend)?;
+        let range = KeyRange::only(&collection.into()).map_err(|e| backend(e.into()))?;
+        let rows = index.get_all(Some(range), None).await.map_err(backend)?;
+        let mut docs = rows
+            .into_iter()
+            .map(from_js::<Document>)
+            .collect::<Result<Vec<_>, _>>()?;
+        docs.retain(|d| !d.deleted);
+        docs.sort_by(|a, b| a.doc_id.cmp(&b.doc_id));
+        Ok(docs)
+    }
+}

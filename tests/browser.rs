@@ -1,0 +1,285 @@
+//! Browser tests in headless Chromium (wasm-bindgen-test): the IndexedDB store passes the
+//! store conformance suite, operations survive a reopen, and `syncNow` drains the queue
+//! against a real hub. The hub's URL comes from `POS_SYNC_TEST_HUB` at build time
+//! (`scripts/test.sh` starts a hub and sets it). Every test uses its own database.
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Array, Promise, Reflect};
+use pos_sync::browser::{IdbStore, PosSync};
+use pos_sync::core::store::conformance;
+use serde_json::{json, Value};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn hub_url() -> &'static str {
+    option_env!("POS_SYNC_TEST_HUB").expect("build the browser tests with POS_SYNC_TEST_HUB set to a running hub (scripts/test.sh does)")
+}
+
+fn fresh_name(label: &str) -> String {
+    format!(
+        "test-{label}-{}-{}",
+        js_sys::Date::now(),
+        (js_sys::Math::random() * 1e9) as u64
+    )
+}
+
+/// A plain JS object (not a `Map`), as a page would pass.
+fn js(v: Value) -> JsValue {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .unwrap()
+}
+
+use serde::Serialize;
+
+fn rust(v: JsValue) -> Value {
+    serde_wasm_bindgen::from_value(v).unwrap()
+}
+
+async fn wait(p: Promise) -> Result<JsValue, JsValue> {
+    JsFuture::from(p).await
+}
+
+async fn open(store: u64, db: &str, hub: &str) -> PosSync {
+    let options = js(json!({"storeId": store, "dbName": db, "hubUrl": hub, "batchSize": 3}));
+    PosSync::connect(options).await.unwrap()
+}
+
+fn error_name(e: &JsValue) -> String {
+    Reflect::get(e, &"name".into())
+        .unwrap()
+        .as_string()
+        .unwrap()
+}
+
+fn error_message(e: &JsValue) -> String {
+    Reflect::get(e, &"message".into())
+        .unwrap()
+        .as_string()
+        .unwrap()
+}
+
+/// A unique product id, so tests sharing one hub never touch each other's documents.
+fn unique(label: &str) -> String {
+    format!("{label}-{}", (js_sys::Math::random() * 1e12) as u64)
+}
+
+async fn hub_push(ops: Value) {
+    let body = json!({"tienda": 0, "operaciones": ops}).to_string();
+    let response =
+        gloo_net::http::Request::post(&format!("{}/api/sincronizacion/cola/", hub_url()))
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap()
+            .send()
+            .await
+            .unwrap();
+    assert!(
+        response.ok(),
+        "seeding the hub failed: {}",
+        response.status()
+    );
+}
+
+async fn hub_get(path: &str) -> Value {
+    let response = gloo_net::http::Request::get(&format!("{}{path}", hub_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.ok(), "GET {path}: {}", response.status());
+    response.json().await.unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn indexeddb_store_passes_the_store_conformance_suite() {
+    conformance::run_all(async || IdbStore::open(&fresh_name("conformance")).await.unwrap()).await;
+}
+
+#[wasm_bindgen_test]
+async fn operations_survive_closing_and_reopening_the_engine() {
+    let db = fresh_name("reopen");
+    let engine = open(7, &db, "http://127.0.0.1:9").await;
+    let one = wait(engine.enqueue(js(json!({"coleccion": "ventas", "objeto_id": "v1", "operacion": "crear", "datos": {"importe": "10.50", "cantidad": 1}})))).await.unwrap();
+    let many = wait(engine.enqueue_many(js(json!([
+        {"coleccion": "ventas", "objeto_id": "v2", "operacion": "crear", "datos": {"importe": "3.25"}},
+        {"coleccion": "productos", "objeto_id": "P1", "operacion": "incrementar", "datos": {"stock": -2}}
+    ])))).await.unwrap();
+    let one = rust(one);
+    assert_eq!(one["estado"], "pendiente");
+    assert_eq!(one["tienda"], 7);
+    assert_eq!(Array::from(&many).length(), 2);
+    engine.close();
+    drop(engine);
+
+    let again = open(7, &db, "http://127.0.0.1:9").await;
+    assert_eq!(
+        wait(again.pending_count()).await.unwrap().as_f64(),
+        Some(3.0)
+    );
+    let ops = rust(wait(again.operations()).await.unwrap());
+    let ops = ops.as_array().unwrap();
+    assert_eq!(ops[0]["id"], one["id"]);
+    assert_eq!(ops[0]["datos"]["importe"], "10.50");
+    assert_eq!(ops[2]["operacion"], "incrementar");
+    assert_eq!(ops[2]["datos"]["stock"], -2);
+    assert!(ops[0]["reloj"].as_str().unwrap() < ops[2]["reloj"].as_str().unwrap());
+
+    // The database belongs to store 7; opening it as another store is refused.
+    let options = js(json!({"storeId": 8, "dbName": db}));
+    let err = PosSync::connect(options).await.err().unwrap();
+    assert_eq!(error_name(&err), "PosSyncWrongStoreError");
+    again.close();
+}
+
+#[wasm_bindgen_test]
+async fn bad_input_rejects_with_a_named_error_and_queues_nothing() {
+    let db = fresh_name("bad-input");
+    let engine = open(3, &db, "http://127.0.0.1:9").await;
+    let err = wait(engine.enqueue(js(
+        json!({"coleccion": "ventas", "objeto_id": "v1", "operacion": "borrar"}),
+    )))
+    .await
+    .unwrap_err();
+    assert_eq!(error_name(&err), "PosSyncInvalidError");
+    assert!(
+        error_message(&err).contains("borrar"),
+        "{}",
+        error_message(&err)
+    );
+    // One bad operation in a batch: none of the batch is queued.
+    let err = wait(engine.enqueue_many(js(json!([
+        {"coleccion": "ventas", "objeto_id": "v1", "operacion": "crear", "datos": {}},
+        {"coleccion": "productos", "objeto_id": "P1", "operacion": "incrementar", "datos": {"stock": "-1"}}
+    ])))).await.unwrap_err();
+    assert_eq!(error_name(&err), "PosSyncInvalidError");
+    assert!(
+        error_message(&err).contains("datos"),
+        "{}",
+        error_message(&err)
+    );
+    assert_eq!(
+        wait(engine.pending_count()).await.unwrap().as_f64(),
+        Some(0.0)
+    );
+    let err = PosSync::connect(js(json!({"storeId": 3, "dbname": "typo"})))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(error_name(&err), "PosSyncInvalidError");
+    assert!(
+        error_message(&err).contains("dbname"),
+        "{}",
+        error_message(&err)
+    );
+
+    // A dead hub: the sync rejects, the operations stay pending with the attempt recorded.
+    wait(engine.enqueue(js(json!({"coleccion": "ventas", "objeto_id": "v9", "operacion": "crear", "datos": {"importe": "1.00"}})))).await.unwrap();
+    let err = wait(engine.sync_now()).await.unwrap_err();
+    assert_eq!(error_name(&err), "PosSyncNetworkError");
+    assert_eq!(
+        wait(engine.pending_count()).await.unwrap().as_f64(),
+        Some(1.0)
+    );
+    let ops = rust(wait(engine.operations()).await.unwrap());
+    assert_eq!(ops[0]["intentos"], 1);
+    assert!(ops[0]["error"].as_str().unwrap().contains("network"));
+    engine.close();
+}
+
+#[wasm_bindgen_test]
+async fn sync_now_empties_the_queue_against_a_real_hub_exactly_once() {
+    let product = unique("P");
+    hub_push(json!([{
+        "id": uuid_str(), "tienda": 0, "coleccion": "productos", "objeto_id": product, "operacion": "crear",
+        "datos": {"nombre": "Silla", "precio": "49.90", "stock": 10}, "reloj": "1733240000000-00000-0"
+    }]))
+    .await;
+
+    let db = fresh_name("sync");
+    let engine = open(11, &db, hub_url()).await;
+    // First sync pulls the catalog into the cache.
+    let first = rust(wait(engine.sync_now()).await.unwrap());
+    assert!(first["pulled"].as_u64().unwrap() >= 1);
+    let cached = rust(
+        wait(engine.get("productos".into(), product.clone()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(cached["datos"]["stock"], 10);
+
+    // Sell 3, then 4, in separate sales; the cache shows the sales before they sync.
+    for (n, qty) in [(1, 3), (2, 4)] {
+        wait(engine.enqueue_many(js(json!([
+            {"coleccion": "ventas", "objeto_id": format!("{product}-v{n}"), "operacion": "crear", "datos": {"producto": product, "cantidad": qty, "importe": "49.90"}},
+            {"coleccion": "productos", "objeto_id": product, "operacion": "incrementar", "datos": {"stock": -qty}}
+        ])))).await.unwrap();
+    }
+    assert_eq!(
+        wait(engine.pending_count()).await.unwrap().as_f64(),
+        Some(4.0)
+    );
+    let local = rust(
+        wait(engine.get("productos".into(), product.clone()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(local["datos"]["stock"], 3);
+
+    let summary = rust(wait(engine.sync_now()).await.unwrap());
+    assert_eq!(summary["pushed"], 4);
+    assert_eq!(summary["applied"], 4);
+    assert_eq!(
+        summary["batches"], 2,
+        "batchSize 3 means two pushes for four operations"
+    );
+    assert_eq!(summary["pending"], 0);
+    assert_eq!(
+        wait(engine.pending_count()).await.unwrap().as_f64(),
+        Some(0.0)
+    );
+    assert_eq!(rust(wait(engine.operations()).await.unwrap()), json!([]));
+
+    // The hub has each operation once, and the stock moved by the deltas.
+    let doc = hub_get(&format!(
+        "/api/sincronizacion/documentos/productos/{product}/"
+    ))
+    .await;
+    assert_eq!(doc["datos"]["stock"], 3);
+    assert_eq!(doc["version"], 3);
+    let ops = hub_get("/api/sincronizacion/cola/?tienda=11&limit=1000").await;
+    let mine: Vec<&Value> = ops["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["datos"]["producto"] == product || o["objeto_id"] == product)
+        .collect();
+    assert_eq!(mine.len(), 4);
+    assert!(mine.iter().all(|o| o["estado"] == "aplicada"));
+
+    // The cache now holds the hub's version, and a second sync sends nothing.
+    let cached = rust(
+        wait(engine.get("productos".into(), product.clone()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(cached["version"], 3);
+    assert_eq!(cached["datos"]["stock"], 3);
+    let again = rust(wait(engine.sync_now()).await.unwrap());
+    assert_eq!(again["pushed"], 0);
+    let status = rust(wait(engine.status()).await.unwrap());
+    assert_eq!(status["pending"], 0);
+    assert_eq!(status["storeId"], 11);
+    assert_eq!(status["lastError"], Value::Null);
+    assert_eq!(status["lastSync"]["pushed"], 0);
+    engine.close();
+}
+
+fn uuid_str() -> String {
+    let global = js_sys::global();
+    let crypto: web_sys::Crypto = Reflect::get(&global, &"crypto".into())
+        .unwrap()
+        .unchecked_into();
+    crypto.random_uuid()
+}
