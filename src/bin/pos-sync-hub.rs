@@ -45,7 +45,9 @@ async fn main() -> std::process::ExitCode {
                 www: args.www,
                 pkg: args.pkg,
             };
-            let router = app(AppState::new(db), &options);
+            let state = AppState::new(db);
+            let db = state.db.clone();
+            let router = app(state, &options);
             let addr = listener
                 .local_addr()
                 .map(|a| a.to_string())
@@ -60,6 +62,7 @@ async fn main() -> std::process::ExitCode {
                 eprintln!("pos-sync-hub: server error: {e}");
                 return std::process::ExitCode::FAILURE;
             }
+            db.close().await;
             tracing::info!("hub stopped");
             std::process::ExitCode::SUCCESS
         }

@@ -62,6 +62,11 @@ impl Db {
         })
     }
 
+    /// Closes every connection, checkpointing the write-ahead log into the database file.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), AppError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

@@ -1,0 +1,59 @@
+// The Superstore replay on a subset, end to end: real tills in headless Chromium, offline,
+// then online, against a real hub.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runReplay } from '../../tools/replay.mjs';
+import { loadSuperstore } from '../../tools/superstore.mjs';
+import { startHub } from '../../tools/hub-process.mjs';
+
+const LIMIT = 600;
+
+test('replaying the first order lines applies each exactly once, with exact totals and stock', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'pos-sync-replay-'));
+  try {
+    const report = await runReplay({ limit: LIMIT, out, log: () => {} });
+    assert.deepEqual(report.failures, []);
+    assert.equal(report.verified, true);
+    assert.equal(report.lines, LIMIT);
+    assert.equal(report.stores, 4);
+    assert.equal(report.operations, 2 * LIMIT);
+    assert.equal(report.hubApplied, 2 * LIMIT);
+    assert.equal(report.salesTotal, loadSuperstore({ limit: LIMIT }).totalSales);
+    assert.equal(report.productsBelowZero, 0);
+    assert.ok(report.opsPerSecond > 0);
+    assert.ok(existsSync(`${join(out, '')}`));
+
+    // The database left behind holds the result on its own: a new hub on that file agrees.
+    assert.ok(existsSync(report.dbPath), report.dbPath);
+    const hub = await startHub({ dbPath: report.dbPath });
+    try {
+      const applied = await (await fetch(`${hub.url}/api/sincronizacion/cola/?estado=aplicada&limit=1`)).json();
+      const catalog = loadSuperstore({ limit: LIMIT }).products.size;
+      assert.equal(applied.count, 2 * LIMIT + catalog);
+      const sales = await (await fetch(`${hub.url}/api/sincronizacion/cambios/?coleccion=ventas&limite=5000`)).json();
+      assert.equal(sales.cambios.length, LIMIT);
+    } finally {
+      await hub.stop();
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('with --short, every product sold by two or more regions ends at exactly -1', async () => {
+  const out = mkdtempSync(join(tmpdir(), 'pos-sync-replay-'));
+  try {
+    const data = loadSuperstore({ limit: LIMIT });
+    const shared = [...data.products.values()].filter((p) => p.regions.size >= 2).length;
+    assert.ok(shared > 0, 'the subset must have products sold in several regions');
+    const report = await runReplay({ limit: LIMIT, short: true, out, log: () => {} });
+    assert.deepEqual(report.failures, []);
+    assert.equal(report.expectedBelowZero, shared);
+    assert.equal(report.productsBelowZero, shared);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
