@@ -11,7 +11,7 @@ export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 echo "==> format and lints"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo clippy --lib --tests --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --lib --test browser --target wasm32-unknown-unknown -- -D warnings
 
 echo "==> native tests"
 cargo test

@@ -15,7 +15,10 @@ use wasm_bindgen_test::*;
 wasm_bindgen_test_configure!(run_in_browser);
 
 fn hub_url() -> &'static str {
-    option_env!("POS_SYNC_TEST_HUB").expect("build the browser tests with POS_SYNC_TEST_HUB set to a running hub (scripts/test.sh does)")
+    match option_env!("POS_SYNC_TEST_HUB") {
+        Some(url) => url,
+        None => panic!("build the browser tests with POS_SYNC_TEST_HUB set to a running hub (scripts/test.sh does)"),
+    }
 }
 
 fn fresh_name(label: &str) -> String {

@@ -101,7 +101,7 @@ async fn a_retry_after_a_lost_answer_gets_the_original_result_even_mixed_with_ne
     .await;
     // The store sends a sale; the hub applies it, but the answer never arrives.
     let sale = op(2, 4, "productos", "P1", "incrementar", json!({"stock": -3}));
-    let lost = push(&router, 4, &[sale.clone()]).await;
+    let lost = push(&router, 4, std::slice::from_ref(&sale)).await;
     // Later it sends the same operation again together with a new one.
     let retry = push(
         &router,

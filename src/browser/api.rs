@@ -471,7 +471,11 @@ impl PosSync {
 
     /// Stops listening.
     #[wasm_bindgen(js_name = removeEventListener)]
-    pub fn remove_event_listener(&self, kind: String, listener: Function) -> Result<(), JsValue> {
+    pub fn remove_event_listener(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "PosSyncEvent")] kind: String,
+        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent) => void")] listener: Function,
+    ) -> Result<(), JsValue> {
         self.inner
             .events
             .remove_event_listener_with_callback(&kind, &listener)?;

@@ -299,13 +299,47 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
                 break;
             }
             for batch in queue::order(pending).chunks(self.config.batch_size) {
-                self.push_batch(batch, &mut summary).await?;
+                self.push_splitting(batch, &mut summary).await?;
             }
         }
         self.pull(&mut summary).await?;
         summary.cursor = self.cursor.get();
         summary.pending = self.store.pending_count().await?;
         Ok(summary)
+    }
+
+    /// Pushes a batch; when the hub answers 413 (too large), pushes each half instead, in
+    /// order. A single operation the hub finds too large is refused here, with the hub's
+    /// reason, so it cannot block the queue behind it.
+    async fn push_splitting(
+        &self,
+        batch: &[Operation],
+        summary: &mut SyncSummary,
+    ) -> Result<(), EngineError> {
+        let mut work = vec![batch];
+        while let Some(part) = work.pop() {
+            match self.push_batch(part, summary).await {
+                Err(EngineError::Transport(TransportError::Http { status: 413, body })) => {
+                    if part.len() > 1 {
+                        let (first, second) = part.split_at(part.len() / 2);
+                        work.push(second);
+                        work.push(first);
+                    } else {
+                        let reason = body.map_or("too large for the hub".to_owned(), |b| b.detail);
+                        let refused = Operation {
+                            status: OpStatus::Rejected,
+                            error: Some(reason),
+                            processed_at: Some(rfc3339((self.now_ms)())),
+                            ..part[0].clone()
+                        };
+                        self.store.settle(&[], &[refused]).await?;
+                        summary.rejected += 1;
+                    }
+                }
+                other => other?,
+            }
+        }
+        Ok(())
     }
 
     async fn push_batch(
@@ -429,3 +463,7 @@ pub fn overlay(base: Option<Document>, ops: &[Operation]) -> Option<Document> {
     }
     doc
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
