@@ -192,10 +192,10 @@ async fn operations_that_do_not_fit_are_refused_one_by_one_with_a_reason() {
         &router,
         3,
         &[
-            op(1, 3, "productos", "P1", "incrementar", json!({"stock": -1})),
+            op(1, 3, "productos", "P1", "eliminar", json!({})),
             op(2, 9, "productos", "P2", "crear", json!({"stock": 1})),
             op(3, 3, "productos", "P3", "crear", json!({"stock": 1})),
-            op(4, 3, "productos", "P3", "crear", json!({"stock": 2})),
+            op(4, 3, "productos", "P3", "actualizar", json!({})),
             op(
                 5,
                 3,
@@ -219,7 +219,7 @@ async fn operations_that_do_not_fit_are_refused_one_by_one_with_a_reason() {
             &json!("no_encontrado"),
             &json!("tienda_incorrecta"),
             &Value::Null,
-            &json!("ya_existe"),
+            &json!("invalida"),
             &json!("invalida")
         ]
     );
@@ -471,7 +471,7 @@ async fn health_and_metrics_answer() {
         0,
         &[
             op(1, 0, "productos", "P1", "crear", json!({})),
-            op(2, 0, "productos", "P1", "crear", json!({})),
+            op(2, 0, "productos", "P2", "eliminar", json!({})),
         ],
     )
     .await;

@@ -17,9 +17,9 @@ use serde::Serialize;
 use wasm_bindgen::JsValue;
 
 use crate::core::clock::Hlc;
-use crate::core::model::{DocKey, Document, OpKind, OpStatus, Operation, StoreId};
+use crate::core::model::{DocKey, Document, OpStatus, Operation, StoreId};
 use crate::core::protocol::Change;
-use crate::core::store::{Meta, Store, StoreError};
+use crate::core::store::{fill_base, needs_base, Meta, Store, StoreError};
 
 /// The schema version this build creates and expects.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -174,10 +174,12 @@ impl Store for IdbStore {
         let mut out = Vec::with_capacity(ops.len());
         for mut op in ops {
             let key = op.doc_key().joined();
-            if op.base_version == 0 && op.kind != OpKind::Create {
-                if let Some(doc) = cache.get(key.as_str().into()).await.map_err(backend)? {
-                    op.base_version = from_js::<Document>(doc)?.version;
-                }
+            if needs_base(&op) {
+                let cached = cache.get(key.as_str().into()).await.map_err(backend)?;
+                fill_base(
+                    &mut op,
+                    cached.map(from_js::<Document>).transpose()?.as_ref(),
+                );
             }
             op.seq = None;
             let seq = queue

@@ -211,6 +211,7 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
                 kind: n.kind,
                 data: n.data,
                 base_version: n.base_version.unwrap_or(0),
+                base_data: None,
                 clock: clock.tick(now),
                 priority,
                 status: OpStatus::Pending,

@@ -278,7 +278,11 @@ fn reads_show_the_cache_with_this_stores_pending_operations_on_top() {
         deleted: false,
     };
     *t.pull.borrow_mut() = Some(PullResponse {
-        changes: vec![Change { seq: 1, doc }],
+        changes: vec![Change {
+            seq: 1,
+            doc,
+            clock: None,
+        }],
         cursor: 1,
         more: false,
     });

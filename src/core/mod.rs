@@ -10,6 +10,8 @@
 
 pub mod apply;
 pub mod clock;
+pub mod config;
+pub mod conflict;
 pub mod engine;
 pub mod model;
 pub mod protocol;

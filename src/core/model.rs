@@ -129,6 +129,14 @@ pub struct Operation {
     /// The document version the store last saw (0: never seen). Conflict detection starts here.
     #[serde(rename = "version_base", default)]
     pub base_version: u64,
+    /// The values the store last saw of the fields it changes (from its cache), so the hub can
+    /// merge numeric fields by their deltas and show an admin both sides.
+    #[serde(
+        rename = "datos_base",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub base_data: Option<Fields>,
     /// When it was made, on the hybrid logical clock.
     #[serde(rename = "reloj")]
     pub clock: Hlc,

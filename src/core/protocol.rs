@@ -106,6 +106,9 @@ pub struct Change {
     /// The document as it now stands.
     #[serde(flatten)]
     pub doc: Document,
+    /// The clock of the change, so the store's clock orders its next writes after it.
+    #[serde(rename = "reloj", default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<super::clock::Hlc>,
 }
 
 /// The hub's answer to a pull.
@@ -140,23 +143,25 @@ pub struct InvalidOperation {
     pub message: String,
 }
 
+/// Whether a collection name is 1 to 64 lowercase ASCII letters, digits, `_` or `-`.
+pub fn valid_collection(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_COLLECTION_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 /// Checks an operation's shape: names, sizes, and integer deltas for increments.
 pub fn validate(op: &Operation) -> Result<(), InvalidOperation> {
     let bad = |field, message: String| Err(InvalidOperation { field, message });
-    let c = &op.collection;
-    if c.is_empty() || c.len() > MAX_COLLECTION_LEN {
+    if !valid_collection(&op.collection) {
         return bad(
             "coleccion",
-            format!("must be 1 to {MAX_COLLECTION_LEN} characters"),
-        );
-    }
-    if !c
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-    {
-        return bad(
-            "coleccion",
-            format!("{c:?} may hold only lowercase letters, digits, '_' and '-'"),
+            format!(
+                "{:?} must be 1 to {MAX_COLLECTION_LEN} lowercase letters, digits, '_' or '-'",
+                op.collection
+            ),
         );
     }
     if op.doc_id.is_empty() || op.doc_id.len() > MAX_DOC_ID_LEN {
@@ -307,6 +312,7 @@ mod tests {
                         kind,
                         data: data.into_iter().collect(),
                         base_version: base,
+                        base_data: None,
                         clock: Hlc {
                             millis: m,
                             counter: c,

@@ -73,6 +73,29 @@ pub trait Store {
     async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError>;
 }
 
+/// Whether `append` must fill the operation's base from the cache: it names no base version
+/// and is not a create.
+pub fn needs_base(op: &Operation) -> bool {
+    op.base_version == 0 && op.kind != OpKind::Create
+}
+
+/// Sets an operation's base version, and the base values of the fields it changes, from the
+/// cached document (if any).
+pub fn fill_base(op: &mut Operation, cached: Option<&Document>) {
+    let Some(doc) = cached.filter(|d| !d.deleted) else {
+        return;
+    };
+    op.base_version = doc.version;
+    if op.kind == OpKind::Update || op.kind == OpKind::Increment {
+        let base = op
+            .data
+            .keys()
+            .filter_map(|k| doc.data.get(k).map(|v| (k.clone(), v.clone())))
+            .collect();
+        op.base_data = Some(base);
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     meta: Meta,
@@ -109,8 +132,9 @@ impl Store for MemoryStore {
         let mut inner = self.inner.borrow_mut();
         let mut out = Vec::with_capacity(ops.len());
         for mut op in ops {
-            if op.base_version == 0 && op.kind != OpKind::Create {
-                op.base_version = inner.cache.get(&op.doc_key()).map_or(0, |d| d.version);
+            if needs_base(&op) {
+                let key = op.doc_key();
+                fill_base(&mut op, inner.cache.get(&key));
             }
             inner.next_seq += 1;
             op.seq = Some(inner.next_seq);
@@ -213,6 +237,7 @@ pub mod conformance {
             kind,
             data: data.as_object().cloned().unwrap_or_default(),
             base_version: 0,
+            base_data: None,
             clock: Hlc {
                 millis: 1_000,
                 counter: n as u32,
@@ -231,6 +256,7 @@ pub mod conformance {
 
     fn change(seq: u64, doc: &str, version: u64, stock: i64, deleted: bool) -> Change {
         Change {
+            clock: None,
             seq,
             doc: Document {
                 collection: "productos".into(),
@@ -390,7 +416,17 @@ pub mod conformance {
             .await
             .unwrap();
         assert_eq!(out[0].base_version, 6);
+        assert_eq!(
+            out[0].base_data,
+            Some(json!({"stock": 5}).as_object().unwrap().clone())
+        );
         assert_eq!(out[1].base_version, 0);
+        assert_eq!(out[1].base_data, None);
+        let stored = s
+            .operations_for(&DocKey::new("productos", "p1"))
+            .await
+            .unwrap();
+        assert_eq!(stored[0].base_data, out[0].base_data);
     }
 
     /// The store id and the clock survive in the metadata.

@@ -16,6 +16,7 @@ pub fn op(kind: OpKind, data: Value) -> Operation {
         kind,
         data: data.as_object().cloned().unwrap_or_default(),
         base_version: 0,
+        base_data: None,
         clock: Hlc {
             millis: 1,
             counter: 0,

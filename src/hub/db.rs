@@ -94,7 +94,7 @@ impl Db {
             )
         };
         let sql = format!(
-            "SELECT seq, coleccion, objeto_id, version, datos, eliminado FROM documentos \
+            "SELECT seq, coleccion, objeto_id, version, datos, eliminado, reloj FROM documentos \
              WHERE seq > ? AND seq <= ?{filter} ORDER BY seq LIMIT ?"
         );
         let mut query = sqlx::query(AssertSqlSafe(sql))
@@ -113,6 +113,9 @@ impl Db {
                 Ok(Change {
                     seq: r.get::<i64, _>("seq") as u64,
                     doc: document(r)?,
+                    clock: r
+                        .get::<Option<String>, _>("reloj")
+                        .and_then(|c| c.parse().ok()),
                 })
             })
             .collect::<Result<Vec<_>, AppError>>()?;
@@ -348,7 +351,7 @@ fn document(r: &SqliteRow) -> Result<Document, AppError> {
     })
 }
 
-fn hub_operation(r: &SqliteRow) -> Result<HubOperation, AppError> {
+pub(crate) fn hub_operation(r: &SqliteRow) -> Result<HubOperation, AppError> {
     let decode = |what: &str, v: String| {
         AppError::Database(sqlx::Error::Decode(format!("bad {what} {v:?}").into()))
     };
@@ -365,6 +368,10 @@ fn hub_operation(r: &SqliteRow) -> Result<HubOperation, AppError> {
             kind: OpKind::parse(&kind).ok_or_else(|| decode("operacion", kind.clone()))?,
             data: fields_from(r.get("datos"))?,
             base_version: r.get::<i64, _>("version_base") as u64,
+            base_data: r
+                .get::<Option<String>, _>("datos_base")
+                .map(|t| fields_from(&t))
+                .transpose()?,
             clock: clock.parse().map_err(|_| decode("reloj", clock.clone()))?,
             priority: r.get::<i64, _>("prioridad") as i32,
             status: OpStatus::parse(&status).ok_or_else(|| decode("estado", status.clone()))?,

@@ -34,6 +34,14 @@ pub enum AppError {
     /// Nothing at that path.
     #[error("{0}")]
     NotFound(String),
+    /// The request does not fit the resource's state (a conflict already resolved, say).
+    #[error("{detail}")]
+    Conflict {
+        /// For people.
+        detail: String,
+        /// For programs.
+        code: &'static str,
+    },
     /// The database failed; the cause is logged and hidden.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -54,6 +62,7 @@ impl AppError {
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Database(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Database(_) | AppError::Migrate(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -86,6 +95,7 @@ impl IntoResponse for AppError {
                 "unsupported_media_type",
             ),
             AppError::NotFound(detail) => body(detail, "not_found"),
+            AppError::Conflict { detail, code } => body(detail, code),
             e @ (AppError::Database(_) | AppError::Migrate(_)) => {
                 tracing::error!(error = %e, "request failed inside the hub");
                 if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -4,11 +4,15 @@
 //! - [`run`] serves it on a listener until a shutdown future completes (tests bind port 0);
 //! - [`db`] and [`push`] hold the SQLite storage; [`routes`] the handlers; [`cli`] the command line.
 
+pub mod apply;
 pub mod cli;
+pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
 pub mod push;
+pub mod queue;
+pub mod resolve;
 pub mod routes;
 
 use std::future::Future;
@@ -18,7 +22,7 @@ use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -70,6 +74,27 @@ pub fn app(state: AppState, options: &HubOptions) -> Router {
         .route(
             "/sincronizacion/cola/",
             get(routes::list_operations).post(routes::push),
+        )
+        .route(
+            "/sincronizacion/cola/{id}/resolver/",
+            post(resolve::resolve_operation),
+        )
+        .route(
+            "/sincronizacion/cola/{id}/procesar/",
+            post(resolve::process_one),
+        )
+        .route(
+            "/sincronizacion/conflictos/",
+            get(resolve::list).post(resolve::resolve_by_id),
+        )
+        .route("/sincronizacion/conflictos/{id}/", get(resolve::get_one))
+        .route(
+            "/sincronizacion/configuracion/",
+            get(config::list).post(config::set),
+        )
+        .route(
+            "/sincronizacion/configuracion/{tienda}/",
+            get(config::get_one),
         )
         .route("/sincronizacion/cambios/", get(routes::changes))
         .route("/sincronizacion/registros/", get(routes::logs))

@@ -151,7 +151,7 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, AppError> {
+pub(crate) fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, AppError> {
     q.get(name)
         .map(|s| {
             s.parse::<u64>().map_err(|_| {
@@ -178,7 +178,7 @@ fn bool_param(name: &str, s: &str) -> Result<bool, AppError> {
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
-fn page_params(q: &HashMap<String, String>) -> Result<(u32, u64), AppError> {
+pub(crate) fn page_params(q: &HashMap<String, String>) -> Result<(u32, u64), AppError> {
     let limit = int_param(q, "limit")?.unwrap_or(u64::from(DEFAULT_PAGE));
     if limit == 0 || limit > u64::from(MAX_PAGE) {
         return Err(AppError::field(
@@ -190,7 +190,7 @@ fn page_params(q: &HashMap<String, String>) -> Result<(u32, u64), AppError> {
 }
 
 /// DRF's limit/offset page: `{count, next, previous, results}` with absolute links.
-fn page<T: Serialize>(
+pub(crate) fn page<T: Serialize>(
     headers: &HeaderMap,
     uri: &Uri,
     count: u64,

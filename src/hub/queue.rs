@@ -1,0 +1,294 @@
+//! The hub-side queue: recording answers, and processing deferred operations again
+//! (the specification's `manage.py sincronizar`).
+//!
+//! A deferred operation is retried when a document it waits for is created in a push, when
+//! an admin asks (`POST /api/sincronizacion/cola/{id}/procesar/`), and when the queue is
+//! processed (`pos-sync-hub sincronizar`, once or `--continuo`). Each retry counts as an
+//! attempt; after the store's `intentos_integridad` attempts it becomes an integrity conflict.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+
+use super::apply::{open_conflict, process, Outcome, Tx};
+use super::db::Db;
+use super::error::AppError;
+use crate::core::config::StoreConfig;
+use crate::core::model::{rfc3339, OpStatus, Operation};
+use crate::core::protocol::OpResult;
+
+/// The wire answer for an outcome.
+pub fn result_of(id: Uuid, outcome: &Outcome) -> OpResult {
+    let base = OpResult {
+        id,
+        status: OpStatus::Applied,
+        version: None,
+        conflict: None,
+        error: None,
+        code: None,
+        duplicate: false,
+    };
+    match outcome {
+        Outcome::Applied {
+            version, conflict, ..
+        } => OpResult {
+            version: *version,
+            conflict: conflict.clone(),
+            ..base
+        },
+        Outcome::Deferred { reason, .. } => OpResult {
+            status: OpStatus::Deferred,
+            error: Some(reason.clone()),
+            code: Some("referencia_pendiente".into()),
+            ..base
+        },
+        Outcome::Conflict { detail } => OpResult {
+            status: OpStatus::Conflict,
+            conflict: Some(detail.clone()),
+            error: Some("in conflict; waits for an admin".into()),
+            code: Some("conflicto".into()),
+            ..base
+        },
+        Outcome::Rejected { code, message } => OpResult {
+            status: OpStatus::Rejected,
+            error: Some(message.clone()),
+            code: Some((*code).to_owned()),
+            ..base
+        },
+    }
+}
+
+fn columns(
+    outcome: &Outcome,
+) -> (
+    OpStatus,
+    Option<u64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    bool,
+) {
+    let r = result_of(Uuid::nil(), outcome);
+    let waits = match outcome {
+        Outcome::Deferred { waits, .. } => Some(waits.clone()),
+        _ => None,
+    };
+    let has_conflict = matches!(
+        outcome,
+        Outcome::Conflict { .. }
+            | Outcome::Applied {
+                has_conflict: true,
+                ..
+            }
+    );
+    (
+        r.status,
+        r.version,
+        r.error,
+        r.code,
+        waits,
+        r.conflict.map(|c| c.to_string()),
+        has_conflict,
+    )
+}
+
+/// Records a new operation with its outcome.
+pub async fn record(
+    tx: &mut Tx<'_>,
+    op: &Operation,
+    huella: &str,
+    log_id: i64,
+    outcome: &Outcome,
+    now: &str,
+) -> Result<(), AppError> {
+    let (status, version, error, code, waits, conflict, has_conflict) = columns(outcome);
+    sqlx::query(
+        "INSERT INTO operaciones (id, tienda, coleccion, objeto_id, operacion, datos, version_base, reloj, \
+         prioridad, estado, tiene_conflicto, intentos, error, codigo, version, huella, registro, \
+         fecha_creacion, fecha_recepcion, fecha_procesamiento, datos_base, espera, conflicto) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(op.id.hyphenated().to_string())
+    .bind(op.store as i64)
+    .bind(&op.collection)
+    .bind(&op.doc_id)
+    .bind(op.kind.as_str())
+    .bind(Value::Object(op.data.clone()).to_string())
+    .bind(op.base_version as i64)
+    .bind(op.clock.to_string())
+    .bind(op.priority)
+    .bind(status.as_str())
+    .bind(has_conflict)
+    .bind(i64::from(op.attempts.saturating_add(1)))
+    .bind(error)
+    .bind(code)
+    .bind(version.map(|v| v as i64))
+    .bind(huella)
+    .bind(log_id)
+    .bind(if op.created_at.is_empty() { now } else { &op.created_at })
+    .bind(now)
+    .bind(now)
+    .bind(op.base_data.as_ref().map(|d| Value::Object(d.clone()).to_string()))
+    .bind(waits)
+    .bind(conflict)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Rewrites a known operation's outcome, counting one more attempt.
+async fn rerecord(
+    tx: &mut Tx<'_>,
+    id: &str,
+    outcome: &Outcome,
+    attempts: i64,
+    now: &str,
+) -> Result<(), AppError> {
+    let (status, version, error, code, waits, conflict, has_conflict) = columns(outcome);
+    sqlx::query(
+        "UPDATE operaciones SET estado = ?, version = ?, error = ?, codigo = ?, espera = ?, conflicto = ?, \
+         tiene_conflicto = ?, intentos = ?, fecha_procesamiento = ? WHERE id = ?",
+    )
+    .bind(status.as_str())
+    .bind(version.map(|v| v as i64))
+    .bind(error)
+    .bind(code)
+    .bind(waits)
+    .bind(conflict)
+    .bind(has_conflict)
+    .bind(attempts)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Processes one deferred operation again; after the allowed attempts it becomes an
+/// integrity conflict.
+async fn retry(
+    tx: &mut Tx<'_>,
+    op: &Operation,
+    attempts: i64,
+    config: &StoreConfig,
+    now: &str,
+    seq: &mut i64,
+) -> Result<Outcome, AppError> {
+    let mut outcome = process(tx, op, config, now, seq).await?;
+    let attempts = attempts + 1;
+    if let Outcome::Deferred { reason, .. } = &outcome {
+        if attempts >= i64::from(config.intentos_integridad) {
+            let current = super::apply::load(tx, &op.collection, &op.doc_id)
+                .await?
+                .map(|s| s.doc.data)
+                .unwrap_or_default();
+            let fields: Vec<String> = op.data.keys().cloned().collect();
+            let id = open_conflict(tx, op, "integridad", &fields, &current, "manual", now).await?;
+            outcome = Outcome::Conflict {
+                detail: json!({"id": id, "tipo": "integridad", "campos": fields, "motivo": reason}),
+            };
+        }
+    }
+    rerecord(tx, &op.id.hyphenated().to_string(), &outcome, attempts, now).await?;
+    Ok(outcome)
+}
+
+/// Retries the deferred operations waiting for any of `keys` (documents just created).
+pub async fn retry_waiting(
+    tx: &mut Tx<'_>,
+    keys: &BTreeSet<String>,
+    now: &str,
+    seq: &mut i64,
+) -> Result<(), AppError> {
+    let placeholders = vec!["?"; keys.len()].join(",");
+    let sql = format!("SELECT * FROM operaciones WHERE estado = 'diferida' AND espera IN ({placeholders}) ORDER BY rowid");
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for k in keys {
+        query = query.bind(k);
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
+    let mut configs = HashMap::new();
+    for row in &rows {
+        let held = super::db::hub_operation(row)?;
+        let config = match configs.get(&held.op.store) {
+            Some(c) => c,
+            None => configs
+                .entry(held.op.store)
+                .or_insert(super::config::load(tx, held.op.store).await?),
+        };
+        retry(tx, &held.op, i64::from(held.op.attempts), config, now, seq).await?;
+    }
+    Ok(())
+}
+
+/// What one pass over the hub-side queue did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueRun {
+    /// Deferred operations tried.
+    pub procesadas: u64,
+    /// Of those, applied now.
+    pub aplicadas: u64,
+    /// Still deferred.
+    pub diferidas: u64,
+    /// Turned into conflicts.
+    pub conflictos: u64,
+    /// Refused.
+    pub rechazadas: u64,
+}
+
+impl Db {
+    /// Processes deferred operations once: all of them, or only `id`.
+    pub async fn process_queue(&self, id: Option<Uuid>, now_ms: u64) -> Result<QueueRun, AppError> {
+        let now = rfc3339(now_ms);
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let rows = match id {
+            Some(id) => {
+                sqlx::query("SELECT * FROM operaciones WHERE id = ? AND estado = 'diferida'")
+                    .bind(id.hyphenated().to_string())
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM operaciones WHERE estado = 'diferida' ORDER BY rowid")
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+        };
+        let mut seq: i64 = sqlx::query_scalar("SELECT valor FROM secuencia WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut run = QueueRun::default();
+        let mut configs = HashMap::new();
+        for row in &rows {
+            let held = super::db::hub_operation(row)?;
+            let config = match configs.get(&held.op.store) {
+                Some(c) => c,
+                None => configs
+                    .entry(held.op.store)
+                    .or_insert(super::config::load(&mut tx, held.op.store).await?),
+            };
+            let attempts: i64 = row.get("intentos");
+            run.procesadas += 1;
+            match retry(&mut tx, &held.op, attempts, config, &now, &mut seq).await? {
+                Outcome::Applied { .. } => run.aplicadas += 1,
+                Outcome::Deferred { .. } => run.diferidas += 1,
+                Outcome::Conflict { .. } => run.conflictos += 1,
+                Outcome::Rejected { .. } => run.rechazadas += 1,
+            }
+        }
+        sqlx::query("UPDATE secuencia SET valor = ? WHERE id = 1")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if run.procesadas > 0 {
+            tracing::info!(?run, "hub-side queue processed");
+        }
+        Ok(run)
+    }
+}
