@@ -66,7 +66,74 @@ async fn main() -> std::process::ExitCode {
             tracing::info!("hub stopped");
             std::process::ExitCode::SUCCESS
         }
+        Command::Sincronizar(args) => sincronizar(args).await,
     }
+}
+
+/// `sincronizar`: process the hub-side queue once, or as a daemon; or order a full resync.
+#[cfg(not(target_arch = "wasm32"))]
+async fn sincronizar(args: pos_sync::hub::cli::SyncArgs) -> std::process::ExitCode {
+    use pos_sync::hub::{shutdown_signal, Db};
+    use std::process::ExitCode;
+
+    if !args.db.exists() {
+        eprintln!("pos-sync-hub: no database at {}", args.db.display());
+        return ExitCode::FAILURE;
+    }
+    let db = match Db::open(&args.db).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!(
+                "pos-sync-hub: cannot open the database {}: {e}",
+                args.db.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    if let (true, Some(store)) = (args.completa, args.tienda) {
+        return match db.order_full_resync(store).await {
+            Ok(generation) => {
+                println!(
+                    "{}",
+                    serde_json::json!({"tienda": store, "resync": generation})
+                );
+                db.close().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pos-sync-hub: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        match db.process_queue(None, now()).await {
+            Ok(run) => println!("{}", serde_json::to_string(&run).unwrap_or_default()),
+            Err(e) => {
+                eprintln!("pos-sync-hub: processing the queue failed: {e}");
+                if !args.continuo {
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        if !args.continuo {
+            break;
+        }
+        // A signal ends the wait at once; a pass under way always finishes first.
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(args.intervalo)) => {}
+        }
+    }
+    db.close().await;
+    ExitCode::SUCCESS
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -338,6 +338,7 @@ pub async fn process(
     .bind(&op.doc_id)
     .fetch_optional(&mut **tx)
     .await?;
+    let opened_now = open.is_none();
     let id = match open {
         Some(id) => {
             // One open inventory conflict per document: it follows the latest stock.
@@ -359,6 +360,7 @@ pub async fn process(
         conflict: Some(
             json!({"id": id, "tipo": "inventario", "campos": fields, "bajo_minimo": detail}),
         ),
-        has_conflict: true,
+        // The operation that opened the conflict carries it; later ones only point at it.
+        has_conflict: opened_now,
     })
 }

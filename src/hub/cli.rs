@@ -21,6 +21,29 @@ pub struct Cli {
 pub enum Command {
     /// Serve the REST API (and, if given, the demo page and the engine package).
     Serve(ServeArgs),
+    /// Process the hub-side queue (deferred operations) once, or continuously.
+    Sincronizar(SyncArgs),
+}
+
+/// Options of `sincronizar` (the specification's `manage.py sincronizar`).
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// The SQLite database file.
+    #[arg(long, env = "POS_SYNC_DB", default_value = "pos-sync.db")]
+    pub db: PathBuf,
+    /// Keep processing (a daemon) until SIGINT or SIGTERM.
+    #[arg(long)]
+    pub continuo: bool,
+    /// Seconds between passes with --continuo.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub intervalo: u64,
+    /// Order a full resync of one store (needs --tienda): on its next sync it drops its
+    /// cursor and pulls everything.
+    #[arg(long, requires = "tienda")]
+    pub completa: bool,
+    /// The store for --completa.
+    #[arg(long, requires = "completa")]
+    pub tienda: Option<u64>,
 }
 
 /// Options of `serve`.

@@ -61,18 +61,16 @@ pub fn result_of(id: Uuid, outcome: &Outcome) -> OpResult {
     }
 }
 
-fn columns(
-    outcome: &Outcome,
-) -> (
-    OpStatus,
-    Option<u64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    bool,
-) {
-    let r = result_of(Uuid::nil(), outcome);
+/// An outcome as the `operaciones` row stores it.
+struct Columns {
+    result: OpResult,
+    waits: Option<String>,
+    conflict: Option<String>,
+    has_conflict: bool,
+}
+
+fn columns(outcome: &Outcome) -> Columns {
+    let result = result_of(Uuid::nil(), outcome);
     let waits = match outcome {
         Outcome::Deferred { waits, .. } => Some(waits.clone()),
         _ => None,
@@ -85,15 +83,13 @@ fn columns(
                 ..
             }
     );
-    (
-        r.status,
-        r.version,
-        r.error,
-        r.code,
+    let conflict = result.conflict.as_ref().map(|c| c.to_string());
+    Columns {
+        result,
         waits,
-        r.conflict.map(|c| c.to_string()),
+        conflict,
         has_conflict,
-    )
+    }
 }
 
 /// Records a new operation with its outcome.
@@ -105,7 +101,7 @@ pub async fn record(
     outcome: &Outcome,
     now: &str,
 ) -> Result<(), AppError> {
-    let (status, version, error, code, waits, conflict, has_conflict) = columns(outcome);
+    let c = columns(outcome);
     sqlx::query(
         "INSERT INTO operaciones (id, tienda, coleccion, objeto_id, operacion, datos, version_base, reloj, \
          prioridad, estado, tiene_conflicto, intentos, error, codigo, version, huella, registro, \
@@ -121,20 +117,20 @@ pub async fn record(
     .bind(op.base_version as i64)
     .bind(op.clock.to_string())
     .bind(op.priority)
-    .bind(status.as_str())
-    .bind(has_conflict)
+    .bind(c.result.status.as_str())
+    .bind(c.has_conflict)
     .bind(i64::from(op.attempts.saturating_add(1)))
-    .bind(error)
-    .bind(code)
-    .bind(version.map(|v| v as i64))
+    .bind(c.result.error)
+    .bind(c.result.code)
+    .bind(c.result.version.map(|v| v as i64))
     .bind(huella)
     .bind(log_id)
     .bind(if op.created_at.is_empty() { now } else { &op.created_at })
     .bind(now)
     .bind(now)
     .bind(op.base_data.as_ref().map(|d| Value::Object(d.clone()).to_string()))
-    .bind(waits)
-    .bind(conflict)
+    .bind(c.waits)
+    .bind(c.conflict)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -148,18 +144,18 @@ async fn rerecord(
     attempts: i64,
     now: &str,
 ) -> Result<(), AppError> {
-    let (status, version, error, code, waits, conflict, has_conflict) = columns(outcome);
+    let c = columns(outcome);
     sqlx::query(
         "UPDATE operaciones SET estado = ?, version = ?, error = ?, codigo = ?, espera = ?, conflicto = ?, \
          tiene_conflicto = ?, intentos = ?, fecha_procesamiento = ? WHERE id = ?",
     )
-    .bind(status.as_str())
-    .bind(version.map(|v| v as i64))
-    .bind(error)
-    .bind(code)
-    .bind(waits)
-    .bind(conflict)
-    .bind(has_conflict)
+    .bind(c.result.status.as_str())
+    .bind(c.result.version.map(|v| v as i64))
+    .bind(c.result.error)
+    .bind(c.result.code)
+    .bind(c.waits)
+    .bind(c.conflict)
+    .bind(c.has_conflict)
     .bind(attempts)
     .bind(now)
     .bind(id)
