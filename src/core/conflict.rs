@@ -270,3 +270,7 @@ pub fn stamp(
         stamps.insert(f, FieldStamp { version, clock });
     }
 }
+
+#[cfg(test)]
+#[path = "conflict_tests.rs"]
+mod tests;
