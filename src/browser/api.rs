@@ -100,6 +100,21 @@ export interface SyncSummary {
   pulled: number;
   cursor: number;
   pending: number;
+  /** Held operations (deferred or in conflict) the hub settled since the last sync. */
+  settled: number;
+  /** This store's open conflicts on the hub. */
+  openConflicts: number;
+}
+/** An open conflict of this store on the hub. */
+export interface ConflictSummary {
+  id: number;
+  operacion_id: string;
+  tipo: "campos" | "integridad" | "inventario";
+  coleccion: string;
+  objeto_id: string;
+  campos: string[];
+  estado: "abierto" | "resuelto";
+  fecha_creacion: string;
 }
 /** The engine's state; also the `detail` of every "change" event. */
 export interface EngineStatus {
@@ -116,9 +131,11 @@ export interface EngineStatus {
 }
 /**
  * Events: "change" (detail: EngineStatus) after queueing, syncing and connectivity changes;
- * "sync" (detail: SyncSummary) after a successful sync; "syncerror" (detail: Error).
+ * "sync" (detail: SyncSummary) after a successful sync; "syncerror" (detail: Error);
+ * "conflict" (detail: { estado: "abierto" | "resuelto", conflicto: ConflictSummary }) when a
+ * conflict of this store opens or closes on the hub.
  */
-export type PosSyncEvent = "change" | "sync" | "syncerror";
+export type PosSyncEvent = "change" | "sync" | "syncerror" | "conflict";
 "#;
 
 #[derive(Deserialize)]
@@ -216,7 +233,6 @@ struct Inner {
     db_name: String,
     events: EventTarget,
     change_listeners: Cell<u32>,
-    interval_ms: u32,
     running: Cell<bool>,
     generation: Cell<u32>,
     wake: RefCell<Option<oneshot::Sender<()>>>,
@@ -228,7 +244,7 @@ impl Inner {
     async fn status(&self) -> Result<Status, EngineError> {
         let last = self.last_sync.borrow().clone();
         Ok(Status {
-            store_id: self.engine.config().store,
+            store_id: self.engine.store_id(),
             db_name: self.db_name.clone(),
             online: is_online(),
             running: self.running.get(),
@@ -262,7 +278,23 @@ impl Inner {
     }
 
     async fn sync(&self) -> Result<SyncSummary, EngineError> {
+        let before = self.engine.open_conflicts();
         let result = self.engine.sync_once().await;
+        let after = self.engine.open_conflicts();
+        let closed = before
+            .iter()
+            .filter(|c| !after.iter().any(|a| a.id == c.id))
+            .map(|c| ("resuelto", c));
+        let opened = after
+            .iter()
+            .filter(|c| !before.iter().any(|b| b.id == c.id))
+            .map(|c| ("abierto", c));
+        for (state, conflict) in closed.chain(opened) {
+            let detail = serde_json::json!({"estado": state, "conflicto": conflict});
+            if let Ok(detail) = to_js(&detail) {
+                self.dispatch("conflict", &detail);
+            }
+        }
         match &result {
             Ok(summary) => {
                 *self.last_sync.borrow_mut() = Some((summary.clone(), rfc3339(now_ms())));
@@ -296,7 +328,7 @@ async fn run_loop(weak: Weak<Inner>, generation: u32) {
         }
         let (tx, rx) = oneshot::channel();
         *inner.wake.borrow_mut() = Some(tx);
-        let interval = inner.interval_ms;
+        let interval = inner.engine.config().interval_ms;
         drop(inner);
         futures::select! {
             _ = sleep(interval).fuse() => {},
@@ -333,7 +365,7 @@ impl PosSync {
     /// This engine's store id.
     #[wasm_bindgen(getter, js_name = storeId)]
     pub fn store_id(&self) -> f64 {
-        self.inner.engine.config().store as f64
+        self.inner.engine.store_id() as f64
     }
 
     /// Queues one operation; resolves once it is committed to IndexedDB.
@@ -437,6 +469,13 @@ impl PosSync {
         })
     }
 
+    /// This store's open conflicts on the hub, as of the last sync.
+    #[wasm_bindgen(unchecked_return_type = "Promise<ConflictSummary[]>")]
+    pub fn conflicts(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { to_js(&inner.engine.open_conflicts()) })
+    }
+
     /// Every live document of a collection from the offline cache, by id.
     #[wasm_bindgen(unchecked_return_type = "Promise<CachedDocument[]>")]
     pub fn list(&self, coleccion: String) -> Promise {
@@ -453,9 +492,9 @@ impl PosSync {
         #[wasm_bindgen(unchecked_param_type = "PosSyncEvent")] kind: String,
         #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent) => void")] listener: Function,
     ) -> Result<(), JsValue> {
-        if !matches!(kind.as_str(), "change" | "sync" | "syncerror") {
+        if !matches!(kind.as_str(), "change" | "sync" | "syncerror" | "conflict") {
             return Err(invalid(format!(
-                "unknown event {kind:?}: use change, sync or syncerror"
+                "unknown event {kind:?}: use change, sync, syncerror or conflict"
             )));
         }
         self.inner
@@ -522,6 +561,7 @@ impl PosSync {
         }
         config.cached_collections = options.cached_collections;
         config.priorities = options.priorities;
+        config.interval_ms = options.sync_interval_ms.unwrap_or(10_000).max(100);
         let store = IdbStore::open(&db_name)
             .await
             .map_err(|e| engine_error(e.into()))?;
@@ -536,7 +576,6 @@ impl PosSync {
             db_name,
             events,
             change_listeners: Cell::new(0),
-            interval_ms: options.sync_interval_ms.unwrap_or(10_000).max(100),
             running: Cell::new(false),
             generation: Cell::new(0),
             wake: RefCell::new(None),

@@ -3,7 +3,11 @@
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
 
-use crate::core::protocol::{ErrorBody, PullQuery, PullResponse, PushRequest, PushResponse};
+use crate::core::config::StoreConfig;
+use crate::core::model::StoreId;
+use crate::core::protocol::{
+    ConflictSummary, ErrorBody, OpState, Page, PullQuery, PullResponse, PushRequest, PushResponse,
+};
 use crate::core::transport::{Transport, TransportError};
 
 use super::env::is_online;
@@ -65,5 +69,42 @@ impl Transport for FetchTransport {
             query.to_query_string()
         );
         answer(Request::get(&url).send().await).await
+    }
+
+    async fn config(&self, store: StoreId) -> Result<StoreConfig, TransportError> {
+        self.get(&format!("/api/sincronizacion/configuracion/{store}/"))
+            .await
+    }
+
+    async fn conflicts(&self, store: StoreId) -> Result<Vec<ConflictSummary>, TransportError> {
+        let page: Page<ConflictSummary> = self
+            .get(&format!(
+                "/api/sincronizacion/conflictos/?tienda={store}&estado=abierto&limit=1000"
+            ))
+            .await?;
+        Ok(page.results)
+    }
+
+    async fn states(
+        &self,
+        store: StoreId,
+        ids: &[uuid::Uuid],
+    ) -> Result<Vec<OpState>, TransportError> {
+        let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        let path = format!(
+            "/api/sincronizacion/cola/?tienda={store}&id={}&limit=1000",
+            ids.join(",")
+        );
+        let page: Page<OpState> = self.get(&path).await?;
+        Ok(page.results)
+    }
+}
+
+impl FetchTransport {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, TransportError> {
+        if !is_online() {
+            return Err(TransportError::Offline);
+        }
+        answer(Request::get(&format!("{}{path}", self.base)).send().await).await
     }
 }

@@ -145,12 +145,14 @@ impl Store for IdbStore {
         let tienda = meta_value(&store, "tienda").await?;
         let cursor = meta_value(&store, "cursor").await?;
         let reloj = meta_value(&store, "reloj").await?;
+        let resync = meta_value(&store, "resync").await?;
         Ok(Meta {
             store: tienda.and_then(|v| v.as_f64()).map(|v| v as StoreId),
             cursor: cursor.and_then(|v| v.as_f64()).map_or(0, |v| v as u64),
             clock: reloj
                 .and_then(|v| v.as_string())
                 .and_then(|s| s.parse::<Hlc>().ok()),
+            resync: resync.and_then(|v| v.as_f64()).map_or(0, |v| v as u64),
         })
     }
 
@@ -265,6 +267,21 @@ impl Store for IdbStore {
                 .await
                 .map_err(backend)?;
         }
+        commit(tx).await
+    }
+
+    async fn reset_cursor(&self, generation: u64) -> Result<(), StoreError> {
+        let tx = self.tx(&[META], TransactionMode::ReadWrite)?;
+        let meta = tx.store(META).map_err(backend)?;
+        meta.put(&meta_record("cursor", JsValue::from_f64(0.0))?, None)
+            .await
+            .map_err(backend)?;
+        meta.put(
+            &meta_record("resync", JsValue::from_f64(generation as f64))?,
+            None,
+        )
+        .await
+        .map_err(backend)?;
         commit(tx).await
     }
 

@@ -31,8 +31,9 @@ pub struct StoreConfig {
     /// Operations per push.
     #[serde(default = "defaults::batch")]
     pub tamano_lote: usize,
-    /// Collections cached for offline use (empty: all).
-    #[serde(default)]
+    /// Collections cached for offline use (empty: all). Default: the catalog, prices and
+    /// customers; sales stay on the hub.
+    #[serde(default = "defaults::cached")]
     pub colecciones_cache: Vec<String>,
     /// Attempts a deferred operation gets before it becomes an integrity conflict.
     #[serde(default = "defaults::attempts")]
@@ -73,6 +74,9 @@ mod defaults {
                 ("nombre".into(), FieldRule::Latest),
             ]),
         )])
+    }
+    pub fn cached() -> Vec<String> {
+        vec!["productos".into(), "precios".into(), "clientes".into()]
     }
     pub fn batch() -> usize {
         100

@@ -145,7 +145,7 @@ proptest! {
         let rules_again: BTreeMap<String, FieldRule> = rules.clone().into_iter().rev().collect();
         let st_again: FieldStamps = st.clone().into_iter().rev().collect();
         prop_assert_eq!(&first, &resolve(strategy, &rules_again, &d.clone(), &st_again, &o.clone(), &fields));
-        prop_assert_eq!((strategy == Strategy::Manual), matches!(first, Decision::Manual));
+        prop_assert_eq!(strategy == Strategy::Manual, matches!(first, Decision::Manual));
     }
 
     #[test]

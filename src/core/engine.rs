@@ -24,7 +24,7 @@ use super::apply::apply;
 use super::clock::Hlc;
 use super::model::{rfc3339, DocKey, Document, Fields, OpKind, OpStatus, Operation, StoreId};
 use super::protocol::{
-    validate, InvalidOperation, PullQuery, PushRequest, DEFAULT_PULL, MAX_BATCH,
+    validate, ConflictSummary, InvalidOperation, PullQuery, PushRequest, DEFAULT_PULL, MAX_BATCH,
 };
 use super::queue;
 use super::store::{Store, StoreError};
@@ -43,6 +43,8 @@ pub struct EngineConfig {
     pub cached_collections: Vec<String>,
     /// The priority of each collection's operations, when an operation does not set one.
     pub priorities: HashMap<String, i32>,
+    /// How often continuous sync runs, in milliseconds.
+    pub interval_ms: u32,
 }
 
 impl EngineConfig {
@@ -54,6 +56,7 @@ impl EngineConfig {
             pull_limit: DEFAULT_PULL,
             cached_collections: Vec::new(),
             priorities: HashMap::new(),
+            interval_ms: 10_000,
         }
     }
 }
@@ -101,6 +104,10 @@ pub struct SyncSummary {
     pub cursor: u64,
     /// Operations still waiting to be sent.
     pub pending: u64,
+    /// Held operations (deferred or in conflict) the hub has settled since the last sync.
+    pub settled: u64,
+    /// Open conflicts of this store on the hub.
+    pub open_conflicts: u64,
 }
 
 /// Why an engine call failed.
@@ -124,8 +131,10 @@ pub enum EngineError {
 pub struct SyncEngine<S, T> {
     store: S,
     transport: T,
-    config: EngineConfig,
+    config: RefCell<EngineConfig>,
     now_ms: Box<dyn Fn() -> u64>,
+    resync: Cell<u64>,
+    conflicts: RefCell<Vec<ConflictSummary>>,
     clock: Cell<Hlc>,
     cursor: Cell<u64>,
     sync_lock: futures::lock::Mutex<()>,
@@ -163,8 +172,10 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         Ok(SyncEngine {
             store,
             transport,
-            config,
+            config: RefCell::new(config),
             now_ms: Box::new(now_ms),
+            resync: Cell::new(meta.resync),
+            conflicts: RefCell::new(Vec::new()),
             clock: Cell::new(clock),
             cursor: Cell::new(meta.cursor),
             sync_lock: futures::lock::Mutex::new(()),
@@ -173,9 +184,19 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         })
     }
 
-    /// The engine's configuration.
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
+    /// The engine's configuration (the hub's, once a sync fetched it).
+    pub fn config(&self) -> EngineConfig {
+        self.config.borrow().clone()
+    }
+
+    /// This engine's store id.
+    pub fn store_id(&self) -> StoreId {
+        self.config.borrow().store
+    }
+
+    /// The store's open conflicts on the hub, as of the last sync.
+    pub fn open_conflicts(&self) -> Vec<ConflictSummary> {
+        self.conflicts.borrow().clone()
     }
 
     /// The store underneath.
@@ -198,6 +219,7 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         for n in new {
             let priority = n.priority.unwrap_or_else(|| {
                 self.config
+                    .borrow()
                     .priorities
                     .get(&n.collection)
                     .copied()
@@ -205,7 +227,7 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
             });
             let op = Operation {
                 id: n.id,
-                store: self.config.store,
+                store: self.store_id(),
                 collection: n.collection,
                 doc_id: n.doc_id,
                 kind: n.kind,
@@ -294,19 +316,103 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
 
     async fn push_then_pull(&self) -> Result<SyncSummary, EngineError> {
         let mut summary = SyncSummary::default();
+        self.obey_hub_config().await?;
         loop {
-            let pending = self.store.pending().await?;
+            let mut pending = self.store.pending().await?;
             if pending.is_empty() {
                 break;
             }
-            for batch in queue::order(pending).chunks(self.config.batch_size) {
+            let (batch_size, priorities) = {
+                let config = self.config.borrow();
+                (config.batch_size, config.priorities.clone())
+            };
+            for op in &mut pending {
+                if let Some(p) = priorities.get(&op.collection) {
+                    op.priority = *p;
+                }
+            }
+            for batch in queue::order(pending).chunks(batch_size) {
                 self.push_splitting(batch, &mut summary).await?;
             }
         }
+        self.settle_held(&mut summary).await?;
         self.pull(&mut summary).await?;
+        let conflicts = self.transport.conflicts(self.store_id()).await?;
+        summary.open_conflicts = conflicts.len() as u64;
+        *self.conflicts.borrow_mut() = conflicts;
         summary.cursor = self.cursor.get();
         summary.pending = self.store.pending_count().await?;
         Ok(summary)
+    }
+
+    /// Fetches the store's configuration from the hub and obeys it: batch size, priorities,
+    /// cached collections, interval, and a full-resync order (drop the cursor).
+    async fn obey_hub_config(&self) -> Result<(), EngineError> {
+        let hub = self.transport.config(self.store_id()).await?;
+        {
+            let mut config = self.config.borrow_mut();
+            config.batch_size = hub.tamano_lote.clamp(1, MAX_BATCH);
+            config.priorities = hub.prioridades.into_iter().collect();
+            config.cached_collections = hub.colecciones_cache;
+            config.interval_ms = hub.intervalo_ms;
+        }
+        if hub.resync > self.resync.get() {
+            self.store.reset_cursor(hub.resync).await?;
+            self.cursor.set(0);
+            self.resync.set(hub.resync);
+        }
+        Ok(())
+    }
+
+    /// Asks the hub about operations it holds (deferred or in conflict): settled ones leave
+    /// the queue or take the hub's verdict.
+    async fn settle_held(&self, summary: &mut SyncSummary) -> Result<(), EngineError> {
+        let held: Vec<Operation> = self
+            .store
+            .operations()
+            .await?
+            .into_iter()
+            .filter(|o| matches!(o.status, OpStatus::Deferred | OpStatus::Conflict))
+            .collect();
+        for chunk in held.chunks(100) {
+            let ids: Vec<Uuid> = chunk.iter().map(|o| o.id).collect();
+            let states = self.transport.states(self.store_id(), &ids).await?;
+            let mut remove = Vec::new();
+            let mut update = Vec::new();
+            for op in chunk {
+                let Some(state) = states.iter().find(|s| s.id == op.id) else {
+                    continue;
+                };
+                if state.status == op.status && state.error == op.error {
+                    continue;
+                }
+                summary.settled += 1;
+                match (state.status, op.seq) {
+                    (OpStatus::Applied, Some(seq)) => remove.push(seq),
+                    _ => update.push(Operation {
+                        status: state.status,
+                        has_conflict: state.has_conflict,
+                        error: state.error.clone(),
+                        ..op.clone()
+                    }),
+                }
+            }
+            self.store.settle(&remove, &update).await?;
+        }
+        Ok(())
+    }
+
+    /// Orders later local clock ticks after every change seen.
+    fn observe(&self, changes: &[crate::core::protocol::Change]) {
+        let now = (self.now_ms)();
+        let mut clock = self.clock.get();
+        for c in changes.iter().filter_map(|c| c.clock) {
+            clock.observe(c, now);
+        }
+        self.clock.set(Hlc {
+            node: self.store_id(),
+            ..clock
+        });
     }
 
     /// Pushes a batch; when the hub answers 413 (too large), pushes each half instead, in
@@ -349,7 +455,7 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         summary: &mut SyncSummary,
     ) -> Result<(), EngineError> {
         let request = PushRequest {
-            store: self.config.store,
+            store: self.store_id(),
             operations: batch
                 .iter()
                 .map(|o| Operation {
@@ -430,8 +536,8 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         loop {
             let query = PullQuery {
                 since: self.cursor.get(),
-                limit: self.config.pull_limit,
-                collections: self.config.cached_collections.clone(),
+                limit: self.config.borrow().pull_limit,
+                collections: self.config.borrow().cached_collections.clone(),
             };
             let page = self.transport.pull(&query).await?;
             if page.cursor < query.since || page.changes.iter().any(|c| c.seq <= query.since) {
@@ -441,6 +547,7 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
                 )));
             }
             self.store.apply_changes(&page.changes, page.cursor).await?;
+            self.observe(&page.changes);
             self.cursor.set(page.cursor);
             summary.pulled += page.changes.len() as u64;
             if !page.more {

@@ -8,8 +8,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
+use crate::core::config::StoreConfig;
 use crate::core::model::Document;
-use crate::core::protocol::{Change, ErrorBody, OpResult, PullResponse, PushResponse};
+use crate::core::protocol::{
+    Change, ConflictSummary, ErrorBody, OpResult, OpState, PullResponse, PushResponse,
+};
 use crate::core::store::MemoryStore;
 
 /// Answers pushes from a script (or applies everything when the script is empty), records
@@ -20,6 +23,10 @@ struct Scripted {
     sent: RefCell<Vec<Vec<Uuid>>>,
     max_batch: Option<usize>,
     pull: RefCell<Option<PullResponse>>,
+    config: RefCell<Option<StoreConfig>>,
+    batch: std::cell::Cell<Option<usize>>,
+    open: RefCell<Vec<ConflictSummary>>,
+    states: RefCell<Vec<OpState>>,
 }
 
 fn applied(req: &PushRequest) -> PushResponse {
@@ -73,6 +80,30 @@ impl Transport for Scripted {
             more: false,
         }))
     }
+
+    async fn config(&self, store: StoreId) -> Result<StoreConfig, TransportError> {
+        let mut c = self
+            .config
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| StoreConfig::new(store));
+        c.tamano_lote = self.batch.get().unwrap_or(c.tamano_lote);
+        Ok(c)
+    }
+
+    async fn conflicts(&self, _store: StoreId) -> Result<Vec<ConflictSummary>, TransportError> {
+        Ok(self.open.borrow().clone())
+    }
+
+    async fn states(&self, _store: StoreId, ids: &[Uuid]) -> Result<Vec<OpState>, TransportError> {
+        Ok(self
+            .states
+            .borrow()
+            .iter()
+            .filter(|s| ids.contains(&s.id))
+            .cloned()
+            .collect())
+    }
 }
 
 fn sale(n: u128, doc: &str) -> NewOperation {
@@ -88,6 +119,7 @@ fn sale(n: u128, doc: &str) -> NewOperation {
 }
 
 fn engine(transport: Scripted, batch: usize) -> SyncEngine<MemoryStore, Scripted> {
+    transport.batch.set(Some(batch));
     let mut config = EngineConfig::new(5);
     config.batch_size = batch;
     block_on(SyncEngine::open(

@@ -124,6 +124,53 @@ pub struct PullResponse {
     pub more: bool,
 }
 
+/// An open conflict as a store sees it (`GET /api/sincronizacion/conflictos/`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictSummary {
+    /// The conflict's id on the hub.
+    pub id: i64,
+    /// The operation it concerns.
+    pub operacion_id: String,
+    /// `campos`, `integridad` or `inventario`.
+    pub tipo: String,
+    /// The document's collection.
+    pub coleccion: String,
+    /// The document's id.
+    pub objeto_id: String,
+    /// The fields in conflict.
+    #[serde(default)]
+    pub campos: Vec<String>,
+    /// `abierto` or `resuelto`.
+    pub estado: String,
+    /// When it was detected.
+    pub fecha_creacion: String,
+}
+
+/// Where one operation stands on the hub (a row of `GET /api/sincronizacion/cola/?id=...`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpState {
+    /// The operation.
+    pub id: Uuid,
+    /// Its state on the hub.
+    #[serde(rename = "estado")]
+    pub status: OpStatus,
+    /// Whether a conflict is attached.
+    #[serde(rename = "tiene_conflicto", default)]
+    pub has_conflict: bool,
+    /// Its last error.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A DRF list page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// How many in all.
+    pub count: u64,
+    /// This page's rows.
+    pub results: Vec<T>,
+}
+
 /// The error body every hub error uses (DRF's shape).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -41,6 +41,8 @@ pub struct Meta {
     pub cursor: u64,
     /// The last clock value issued, so a reopened engine never goes back in time.
     pub clock: Option<Hlc>,
+    /// The last full-resync generation obeyed.
+    pub resync: u64,
 }
 
 /// Device-side storage. Every method that writes is atomic: all of it lands or none of it.
@@ -65,6 +67,8 @@ pub trait Store {
     async fn operations_for(&self, key: &DocKey) -> Result<Vec<Operation>, StoreError>;
     /// Removes the operations with sequence numbers `remove` and rewrites `update`, at once.
     async fn settle(&self, remove: &[u64], update: &[Operation]) -> Result<(), StoreError>;
+    /// Obeys a full-resync order: sets the cursor to 0 and records `generation`, at once.
+    async fn reset_cursor(&self, generation: u64) -> Result<(), StoreError>;
     /// Writes pulled documents into the cache and moves the cursor, at once.
     async fn apply_changes(&self, changes: &[Change], cursor: u64) -> Result<(), StoreError>;
     /// One cached document as the hub last sent it (deleted ones too).
@@ -189,6 +193,13 @@ impl Store for MemoryStore {
                 inner.queue.insert(seq, op.clone());
             }
         }
+        Ok(())
+    }
+
+    async fn reset_cursor(&self, generation: u64) -> Result<(), StoreError> {
+        let mut inner = self.inner.borrow_mut();
+        inner.meta.cursor = 0;
+        inner.meta.resync = generation;
         Ok(())
     }
 
@@ -444,6 +455,10 @@ pub mod conformance {
         let meta = s.load_meta().await.unwrap();
         assert_eq!(meta.store, Some(42));
         assert_eq!(meta.clock, Some(clock));
+        s.apply_changes(&[], 17).await.unwrap();
+        s.reset_cursor(3).await.unwrap();
+        let meta = s.load_meta().await.unwrap();
+        assert_eq!((meta.cursor, meta.resync), (0, 3));
     }
 
     #[cfg(test)]

@@ -2,7 +2,12 @@
 //!
 //! The browser implements it with `fetch`; tests implement it with an in-process hub.
 
-use super::protocol::{ErrorBody, PullQuery, PullResponse, PushRequest, PushResponse};
+use super::config::StoreConfig;
+use super::model::StoreId;
+use super::protocol::{
+    ConflictSummary, ErrorBody, OpState, PullQuery, PullResponse, PushRequest, PushResponse,
+};
+use uuid::Uuid;
 
 /// Why a request to the hub did not produce an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,4 +54,10 @@ pub trait Transport {
     async fn push(&self, request: &PushRequest) -> Result<PushResponse, TransportError>;
     /// Fetches changes after a cursor.
     async fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError>;
+    /// Fetches the store's configuration.
+    async fn config(&self, store: StoreId) -> Result<StoreConfig, TransportError>;
+    /// Fetches the store's open conflicts.
+    async fn conflicts(&self, store: StoreId) -> Result<Vec<ConflictSummary>, TransportError>;
+    /// Fetches where the given operations (at most 100) stand on the hub.
+    async fn states(&self, store: StoreId, ids: &[Uuid]) -> Result<Vec<OpState>, TransportError>;
 }

@@ -164,6 +164,10 @@ impl Db {
         if filter.collection.is_some() {
             clauses.push("coleccion = ?");
         }
+        let id_clause = format!("id IN ({})", vec!["?"; filter.ids.len()].join(","));
+        if !filter.ids.is_empty() {
+            clauses.push(&id_clause);
+        }
         let filter_sql = if clauses.is_empty() {
             String::new()
         } else {
@@ -186,6 +190,9 @@ impl Db {
                 }
                 if let Some(c) = &filter.collection {
                     q = q.bind(c.as_str());
+                }
+                for id in &filter.ids {
+                    q = q.bind(id.as_str());
                 }
                 q
             }};
@@ -277,6 +284,8 @@ pub struct OpFilter {
     pub has_conflict: Option<bool>,
     /// `coleccion`.
     pub collection: Option<String>,
+    /// `id`: only these operations.
+    pub ids: Vec<String>,
 }
 
 /// An operation as the hub holds it: the operation plus the hub's answer.

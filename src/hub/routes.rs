@@ -50,6 +50,7 @@ pub async fn list_operations(
             .transpose()?,
         has_conflict: q.get("tiene_conflicto").map(|s| bool_param("tiene_conflicto", s)).transpose()?,
         collection: q.get("coleccion").cloned(),
+        ids: id_list(&q)?,
     };
     let (limit, offset) = page_params(&q)?;
     let (count, results) = state.db.operations(&filter, limit, offset).await?;
@@ -149,6 +150,28 @@ pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `id=a,b,c`: at most 100 operation ids, each a UUID (normalised to the hub's form).
+fn id_list(q: &HashMap<String, String>) -> Result<Vec<String>, AppError> {
+    let Some(list) = q.get("id") else {
+        return Ok(vec![]);
+    };
+    let ids: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.len() > 100 {
+        return Err(AppError::field("id", "At most 100 ids at a time."));
+    }
+    ids.iter()
+        .map(|s| {
+            s.parse::<uuid::Uuid>()
+                .map(|u| u.hyphenated().to_string())
+                .map_err(|_| AppError::field("id", format!("\"{s}\" is not a valid UUID.")))
+        })
+        .collect()
 }
 
 pub(crate) fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, AppError> {

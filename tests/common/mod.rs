@@ -8,7 +8,11 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use pos_sync::core::protocol::{ErrorBody, PullQuery, PullResponse, PushRequest, PushResponse};
+use pos_sync::core::config::StoreConfig;
+use pos_sync::core::protocol::{
+    ConflictSummary, ErrorBody, OpState, Page, PullQuery, PullResponse, PushRequest, PushResponse,
+};
+use pos_sync::core::StoreId;
 use pos_sync::core::{Transport, TransportError};
 use pos_sync::hub::{app, AppState, Db, HubOptions};
 use rand::rngs::StdRng;
@@ -153,6 +157,48 @@ impl Transport for LocalTransport {
                 None,
             )
             .await?;
+        serde_json::from_value(value).map_err(|e| TransportError::Decode(e.to_string()))
+    }
+
+    async fn config(&self, store: StoreId) -> Result<StoreConfig, TransportError> {
+        self.get(&format!("/api/sincronizacion/configuracion/{store}/"))
+            .await
+    }
+
+    async fn conflicts(&self, store: StoreId) -> Result<Vec<ConflictSummary>, TransportError> {
+        let page: Page<ConflictSummary> = self
+            .get(&format!(
+                "/api/sincronizacion/conflictos/?tienda={store}&estado=abierto&limit=1000"
+            ))
+            .await?;
+        Ok(page.results)
+    }
+
+    async fn states(
+        &self,
+        store: StoreId,
+        ids: &[uuid::Uuid],
+    ) -> Result<Vec<OpState>, TransportError> {
+        let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        let page: Page<OpState> = self
+            .get(&format!(
+                "/api/sincronizacion/cola/?tienda={store}&id={}&limit=1000",
+                ids.join(",")
+            ))
+            .await?;
+        Ok(page.results)
+    }
+}
+
+impl LocalTransport {
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, TransportError> {
+        if !self.online.get() {
+            return Err(TransportError::Offline);
+        }
+        if self.roll(self.faults.drop_request) {
+            return Err(TransportError::Network("connection reset".into()));
+        }
+        let value = self.send("GET", path, None).await?;
         serde_json::from_value(value).map_err(|e| TransportError::Decode(e.to_string()))
     }
 }
