@@ -200,6 +200,15 @@ async fn sync_now_empties_the_queue_against_a_real_hub_exactly_once() {
     }]))
     .await;
 
+    // The hub's configuration for this store: batches of 3 (the engine obeys it).
+    let config = gloo_net::http::Request::post(&format!("{}/api/sincronizacion/configuracion/", hub_url()))
+        .header("content-type", "application/json")
+        .body(json!({"tienda": 11, "tamano_lote": 3}).to_string())
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    assert!(config.ok(), "configuring store 11: {}", config.status());
     let db = fresh_name("sync");
     let engine = open(11, &db, hub_url()).await;
     // First sync pulls the catalog into the cache.

@@ -1,6 +1,6 @@
 // Replays the Superstore sample through real browser tills.
 //
-//   node tools/replay.mjs [--limit N] [--short] [--out DIR] [--hub URL]
+//   node tools/replay.mjs [--limit N] [--short] [--resolve] [--out DIR] [--hub URL]
 //
 // 1. Starts a hub on a fresh SQLite file (unless --hub names a running one) and seeds its
 //    catalog: every product, with opening stock equal to the units the replayed lines sell of
@@ -10,7 +10,9 @@
 //    lines: one atomic enqueueMany per order (the sale documents and the stock deltas).
 // 3. Starts continuous sync and brings every page online at once; the tills drain on their own.
 // 4. Verifies on the hub: every line present exactly once, the sales total exact as a decimal,
-//    every product's stock = opening - units sold. Prints a report, writes it as JSON and text,
+//    every product's stock = opening - units sold, and exactly one open inventory conflict
+//    per product below zero. With --resolve, resolves them all through the API (a counted
+//    stock of 0) and checks no product is left below zero. Prints a report, writes it as JSON and text,
 //    and leaves the hub's database file behind.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
@@ -23,6 +25,7 @@ import { launchBrowser } from './browser.mjs';
 import { parseMoney, formatMoney } from '../www/decimal.js';
 
 const ORDERS_PER_CALL = 250;
+const BATCH = 500;
 
 async function api(hub, path, body) {
   const response = await fetch(`${hub}${path}`, body === undefined ? {} : {
@@ -62,6 +65,16 @@ async function pullAll(hub, coleccion) {
   }
 }
 
+/** Every row of a DRF list, page by page. */
+async function listAll(hub, path) {
+  const rows = [];
+  for (let offset = 0; ; offset += 1000) {
+    const page = await api(hub, `${path}${path.includes('?') ? '&' : '?'}limit=1000&offset=${offset}`);
+    rows.push(...page.results);
+    if (!page.next) return rows;
+  }
+}
+
 function groupOrders(lines) {
   const orders = new Map();
   for (const l of lines) {
@@ -78,11 +91,11 @@ async function openTill(browser, hub, storeId, runId) {
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(`${hub}/replay.html`);
   await page.waitForFunction(() => window.posSyncReady === true, null, { timeout: 30000 });
-  await page.evaluate(async ({ storeId, dbName }) => {
-    window.engine = await window.PosSync.open({ storeId, dbName, hubUrl: '', batchSize: 500, syncIntervalMs: 60000,
+  await page.evaluate(async ({ storeId, dbName, batchSize }) => {
+    window.engine = await window.PosSync.open({ storeId, dbName, hubUrl: '', batchSize, syncIntervalMs: 60000,
       cachedCollections: ['productos'], priorities: { ventas: 10, productos: 5 } });
     await window.engine.syncNow(); // the catalog into the offline cache
-  }, { storeId, dbName: `replay-${runId}-${storeId}` });
+  }, { storeId, dbName: `replay-${runId}-${storeId}`, batchSize: BATCH });
   return { context, page, errors };
 }
 
@@ -111,7 +124,7 @@ async function waitDrained(tills, timeoutMs) {
 }
 
 /** Runs the replay and returns its report (see the file's header). */
-export async function runReplay({ limit, short = false, out = 'replay-out', hubUrl, log = console.log } = {}) {
+export async function runReplay({ limit, short = false, resolve: resolveConflicts = false, out = 'replay-out', hubUrl, log = console.log } = {}) {
   const started = Date.now();
   const data = loadSuperstore({ limit });
   const runId = `${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${process.pid}`;
@@ -123,6 +136,9 @@ export async function runReplay({ limit, short = false, out = 'replay-out', hubU
   let report;
   try {
     await seedCatalog(hub.url, data.products, short);
+    for (let storeId = 1; storeId <= data.regions.length; storeId += 1) {
+      await api(hub.url, '/api/sincronizacion/configuracion/', { tienda: storeId, tamano_lote: BATCH, intervalo_ms: 60000, colecciones_cache: ['productos'] });
+    }
     const stores = data.regions.map((region, i) => ({ region, storeId: i + 1 }));
     const tills = await Promise.all(stores.map((s) => openTill(browser, hub.url, s.storeId, runId)));
 
@@ -180,8 +196,36 @@ export async function runReplay({ limit, short = false, out = 'replay-out', hubU
       applied += (await api(hub.url, `/api/sincronizacion/cola/?tienda=${s.storeId}&estado=aplicada&limit=1`)).count;
     }
     if (received !== operations || applied !== operations) failures.push(`the hub received ${received} and applied ${applied} of ${operations} operations`);
-    const logs = await api(hub.url, '/api/sincronizacion/registros/?limit=1000');
-    const duplicates = logs.results.reduce((s, r) => s + r.duplicadas, 0);
+    const logs = await listAll(hub.url, '/api/sincronizacion/registros/');
+    const duplicates = logs.reduce((s, r) => s + r.duplicadas, 0);
+
+    // Conflicts: every product below zero has exactly one open inventory conflict.
+    const conflicts = await listAll(hub.url, '/api/sincronizacion/conflictos/?estado=abierto');
+    const inventory = conflicts.filter((c) => c.tipo === 'inventario');
+    const perProduct = new Map();
+    for (const c of inventory) perProduct.set(c.objeto_id, (perProduct.get(c.objeto_id) || 0) + 1);
+    for (const p of data.products.values()) {
+      const stock = productsOnHub.get(p.id)?.datos.stock;
+      const open = perProduct.get(p.id) || 0;
+      if (stock < 0 && open !== 1) failures.push(`productos/${p.id} is at ${stock} with ${open} open inventory conflicts`);
+      if (stock >= 0 && open !== 0) failures.push(`productos/${p.id} is at ${stock} but has ${open} open inventory conflicts`);
+    }
+    const otherConflicts = conflicts.length - inventory.length;
+    if (otherConflicts) failures.push(`${otherConflicts} conflicts that are not inventory conflicts`);
+
+    // With --resolve, an admin counts the stock of each (0 on the shelf) through the API.
+    let resolved = 0;
+    let belowZeroAfter = null;
+    if (resolveConflicts) {
+      for (const c of inventory) {
+        await api(hub.url, '/api/sincronizacion/conflictos/', { conflicto: c.id, resolucion: 'personalizado', datos: { stock: 0 }, usuario: 'replay' });
+        resolved += 1;
+      }
+      const after = await pullAll(hub.url, 'productos');
+      belowZeroAfter = [...after.values()].filter((d) => d.datos.stock < 0).length;
+      const stillOpen = (await api(hub.url, '/api/sincronizacion/conflictos/?estado=abierto&limit=1')).count;
+      if (belowZeroAfter !== 0 || stillOpen !== 0) failures.push(`after resolving: ${belowZeroAfter} products below zero, ${stillOpen} conflicts open`);
+    }
 
     report = {
       date: new Date().toISOString(),
@@ -192,7 +236,7 @@ export async function runReplay({ limit, short = false, out = 'replay-out', hubU
       stores: stores.length,
       regions: data.regions,
       operations,
-      batchSize: 500,
+      batchSize: BATCH,
       enqueueMs,
       drainMs,
       opsPerSecond: Math.round(operations / (drainMs / 1000)),
@@ -204,6 +248,9 @@ export async function runReplay({ limit, short = false, out = 'replay-out', hubU
       salesTotal: formatMoney(total),
       fileSalesTotal: data.totalSales,
       hubApplied: applied,
+      inventoryConflicts: inventory.length,
+      resolvedConflicts: resolved,
+      belowZeroAfterResolving: belowZeroAfter,
       duplicateAnswers: duplicates,
       dbPath: hub.dbPath,
       verified: failures.length === 0,
@@ -222,6 +269,8 @@ export async function runReplay({ limit, short = false, out = 'replay-out', hubU
     `  wall time     ${report.wallMs} ms in all`,
     `  sales total   ${report.salesTotal} (file: ${report.fileSalesTotal})`,
     `  below zero    ${report.productsBelowZero} of ${report.products} products (expected ${report.expectedBelowZero}${short ? ', --short' : ''})`,
+    `  conflicts     ${report.inventoryConflicts} open inventory conflicts, one per product below zero` +
+      (resolveConflicts ? `; ${report.resolvedConflicts} resolved through the API, ${report.belowZeroAfterResolving} below zero after` : ''),
     `  conditions    ${report.machine}; ${report.durability}`,
     `  verified      ${report.verified ? 'yes: every line exactly once, totals and stock exact' : 'NO'}`,
     ...report.failures.map((f) => `    - ${f}`),
@@ -242,10 +291,11 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
     const a = args[i];
     if (a === '--limit') opts.limit = Number.parseInt(args[++i], 10);
     else if (a === '--short') opts.short = true;
+    else if (a === '--resolve') opts.resolve = true;
     else if (a === '--out') opts.out = args[++i];
     else if (a === '--hub') opts.hubUrl = args[++i];
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node tools/replay.mjs [--limit N] [--short] [--out DIR] [--hub URL]');
+      console.log('usage: node tools/replay.mjs [--limit N] [--short] [--resolve] [--out DIR] [--hub URL]');
       process.exit(0);
     } else {
       console.error(`unknown argument ${a}; see --help`);

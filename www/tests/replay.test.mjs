@@ -23,6 +23,7 @@ test('replaying the first order lines applies each exactly once, with exact tota
     assert.equal(report.hubApplied, 2 * LIMIT);
     assert.equal(report.salesTotal, loadSuperstore({ limit: LIMIT }).totalSales);
     assert.equal(report.productsBelowZero, 0);
+    assert.equal(report.inventoryConflicts, 0);
     assert.ok(report.opsPerSecond > 0);
     assert.ok(existsSync(`${join(out, '')}`));
 
@@ -43,16 +44,19 @@ test('replaying the first order lines applies each exactly once, with exact tota
   }
 });
 
-test('with --short, every product sold by two or more regions ends at exactly -1', async () => {
+test('with --short, every product sold by two or more regions ends at exactly -1 with one inventory conflict, and resolving them leaves none below zero', async () => {
   const out = mkdtempSync(join(tmpdir(), 'pos-sync-replay-'));
   try {
     const data = loadSuperstore({ limit: LIMIT });
     const shared = [...data.products.values()].filter((p) => p.regions.size >= 2).length;
     assert.ok(shared > 0, 'the subset must have products sold in several regions');
-    const report = await runReplay({ limit: LIMIT, short: true, out, log: () => {} });
+    const report = await runReplay({ limit: LIMIT, short: true, resolve: true, out, log: () => {} });
     assert.deepEqual(report.failures, []);
     assert.equal(report.expectedBelowZero, shared);
     assert.equal(report.productsBelowZero, shared);
+    assert.equal(report.inventoryConflicts, shared);
+    assert.equal(report.resolvedConflicts, shared);
+    assert.equal(report.belowZeroAfterResolving, 0);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
