@@ -30,6 +30,7 @@ cat <<MSG
   pos-sync is running.
     demo till (store 1):  $url/
     another store:        $url/?tienda=2
+    admin (conflicts, configuration): $url/admin/
     hub API:              $url/api/sincronizacion/cola/
     database:             $POS_SYNC_DB
   In Chromium DevTools (Network > Offline) go offline, sell, and go back online:

@@ -177,7 +177,7 @@ async fn bad_input_rejects_with_a_named_error_and_queues_nothing() {
         error_message(&err)
     );
 
-    // A dead hub: the sync rejects, the operations stay pending with the attempt recorded.
+    // A dead hub: the sync rejects and the operations stay pending.
     wait(engine.enqueue(js(json!({"coleccion": "ventas", "objeto_id": "v9", "operacion": "crear", "datos": {"importe": "1.00"}})))).await.unwrap();
     let err = wait(engine.sync_now()).await.unwrap_err();
     assert_eq!(error_name(&err), "PosSyncNetworkError");
@@ -185,9 +185,13 @@ async fn bad_input_rejects_with_a_named_error_and_queues_nothing() {
         wait(engine.pending_count()).await.unwrap().as_f64(),
         Some(1.0)
     );
+    // Nothing reached the hub (the configuration fetch failed first), so no attempt is counted,
+    // and the status says why.
     let ops = rust(wait(engine.operations()).await.unwrap());
-    assert_eq!(ops[0]["intentos"], 1);
-    assert!(ops[0]["error"].as_str().unwrap().contains("network"));
+    assert_eq!(ops[0]["intentos"], 0);
+    assert_eq!(ops[0]["estado"], "pendiente");
+    let status = rust(wait(engine.status()).await.unwrap());
+    assert!(status["lastError"].as_str().unwrap().contains("network"), "{status}");
     engine.close();
 }
 
@@ -201,13 +205,14 @@ async fn sync_now_empties_the_queue_against_a_real_hub_exactly_once() {
     .await;
 
     // The hub's configuration for this store: batches of 3 (the engine obeys it).
-    let config = gloo_net::http::Request::post(&format!("{}/api/sincronizacion/configuracion/", hub_url()))
-        .header("content-type", "application/json")
-        .body(json!({"tienda": 11, "tamano_lote": 3}).to_string())
-        .unwrap()
-        .send()
-        .await
-        .unwrap();
+    let config =
+        gloo_net::http::Request::post(&format!("{}/api/sincronizacion/configuracion/", hub_url()))
+            .header("content-type", "application/json")
+            .body(json!({"tienda": 11, "tamano_lote": 3}).to_string())
+            .unwrap()
+            .send()
+            .await
+            .unwrap();
     assert!(config.ok(), "configuring store 11: {}", config.status());
     let db = fresh_name("sync");
     let engine = open(11, &db, hub_url()).await;
