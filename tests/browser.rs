@@ -191,7 +191,10 @@ async fn bad_input_rejects_with_a_named_error_and_queues_nothing() {
     assert_eq!(ops[0]["intentos"], 0);
     assert_eq!(ops[0]["estado"], "pendiente");
     let status = rust(wait(engine.status()).await.unwrap());
-    assert!(status["lastError"].as_str().unwrap().contains("network"), "{status}");
+    assert!(
+        status["lastError"].as_str().unwrap().contains("network"),
+        "{status}"
+    );
     engine.close();
 }
 
@@ -299,4 +302,93 @@ fn uuid_str() -> String {
         .unwrap()
         .unchecked_into();
     crypto.random_uuid()
+}
+
+async fn hub_post(path: &str, body: Value) -> Value {
+    let response = gloo_net::http::Request::post(&format!("{}{path}", hub_url()))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    assert!(response.ok(), "POST {path}: {}", response.status());
+    response.json().await.unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_conflict_opens_and_closes_with_events_and_the_cache_shows_the_resolution() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use wasm_bindgen::closure::Closure;
+
+    let customer = unique("C");
+    hub_post("/api/sincronizacion/configuracion/", json!({"tienda": 12, "estrategias": {"clientes": "manual"}, "colecciones_cache": ["clientes"]})).await;
+    hub_post("/api/sincronizacion/cola/", json!({"tienda": 0, "operaciones": [{
+        "id": uuid_str(), "tienda": 0, "coleccion": "clientes", "objeto_id": customer, "operacion": "crear",
+        "datos": {"nombre": "Ana", "telefono": "1"}, "reloj": "1733240000000-00000-0"}]}))
+    .await;
+    let engine = open(12, &fresh_name("conflict"), hub_url()).await;
+    let events: Rc<RefCell<Vec<Value>>> = Rc::default();
+    let sink = events.clone();
+    let listener =
+        Closure::<dyn FnMut(web_sys::CustomEvent)>::new(move |e: web_sys::CustomEvent| {
+            sink.borrow_mut()
+                .push(serde_wasm_bindgen::from_value(e.detail()).unwrap());
+        });
+    engine
+        .add_event_listener(
+            "conflict".into(),
+            listener
+                .as_ref()
+                .unchecked_ref::<js_sys::Function>()
+                .clone(),
+        )
+        .unwrap();
+    wait(engine.sync_now()).await.unwrap();
+
+    // Another store changes the phone; this till changes it too, from the version it saw.
+    hub_post("/api/sincronizacion/cola/", json!({"tienda": 13, "operaciones": [{
+        "id": uuid_str(), "tienda": 13, "coleccion": "clientes", "objeto_id": customer, "operacion": "actualizar",
+        "datos": {"telefono": "13"}, "version_base": 1, "reloj": "1733240001000-00000-13"}]}))
+    .await;
+    let mine = rust(wait(engine.enqueue(js(json!({"coleccion": "clientes", "objeto_id": customer, "operacion": "actualizar", "datos": {"telefono": "12"}})))).await.unwrap());
+    assert_eq!(mine["version_base"], 1);
+    assert_eq!(mine["datos_base"], json!({"telefono": "1"}));
+    let summary = rust(wait(engine.sync_now()).await.unwrap());
+    assert_eq!(summary["conflicts"], 1);
+    assert_eq!(summary["openConflicts"], 1);
+    let open = rust(wait(engine.conflicts()).await.unwrap());
+    assert_eq!(open[0]["objeto_id"], customer.as_str());
+    assert_eq!(open[0]["campos"], json!(["telefono"]));
+    assert_eq!(
+        rust(wait(engine.operations()).await.unwrap())[0]["estado"],
+        "conflicto"
+    );
+    assert_eq!(events.borrow().len(), 1);
+    assert_eq!(events.borrow()[0]["estado"], "abierto");
+
+    // An admin keeps this till's data; the next sync closes it here too.
+    hub_post(
+        &format!(
+            "/api/sincronizacion/cola/{}/resolver/",
+            mine["id"].as_str().unwrap()
+        ),
+        json!({"resolucion": "local", "usuario": "test"}),
+    )
+    .await;
+    let summary = rust(wait(engine.sync_now()).await.unwrap());
+    assert_eq!(summary["settled"], 1);
+    assert_eq!(summary["openConflicts"], 0);
+    assert_eq!(rust(wait(engine.conflicts()).await.unwrap()), json!([]));
+    assert_eq!(rust(wait(engine.operations()).await.unwrap()), json!([]));
+    assert_eq!(events.borrow().len(), 2);
+    assert_eq!(events.borrow()[1]["estado"], "resuelto");
+    let cached = rust(
+        wait(engine.get("clientes".into(), customer.clone()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(cached["datos"]["telefono"], "12");
+    engine.close();
 }
