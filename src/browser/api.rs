@@ -5,13 +5,11 @@
 //! Every failure rejects with a JS `Error` whose `name` is stable (see [`error_name`]).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use futures::channel::oneshot;
 use futures::FutureExt;
 use js_sys::{Array, Function, Promise};
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::{CustomEvent, CustomEventInit, EventTarget};
@@ -19,212 +17,12 @@ use web_sys::{CustomEvent, CustomEventInit, EventTarget};
 use super::env::{is_online, now_ms, random_uuid, sleep, GlobalListener};
 use super::http::FetchTransport;
 use super::idb::IdbStore;
+use super::js::{
+    engine_error, error_name, from_js, invalid, js_error, to_js, JsNewOperation, OpenOptions,
+    Status,
+};
 use crate::core::engine::{EngineConfig, EngineError, NewOperation, SyncEngine, SyncSummary};
-use crate::core::model::{rfc3339, Fields, OpKind, StoreId};
-use crate::core::store::StoreError;
-use crate::core::transport::TransportError;
-
-#[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &'static str = r#"
-/** Options for `PosSync.open`. */
-export interface OpenOptions {
-  /** This till's store id (an integer). Required. */
-  storeId: number;
-  /** The hub's base URL; "" (the default) is the page's own origin. */
-  hubUrl?: string;
-  /** The IndexedDB database name; default `pos-sync-<storeId>`. */
-  dbName?: string;
-  /** Operations per push (1 to 1000); default 100. */
-  batchSize?: number;
-  /** Changes per pull page; default 500. */
-  pullLimit?: number;
-  /** How often `start()` syncs, in milliseconds; default 10000. */
-  syncIntervalMs?: number;
-  /** The collections pulled into the offline cache; default all. */
-  cachedCollections?: string[];
-  /** Priority per collection (higher syncs first); default 0. */
-  priorities?: Record<string, number>;
-}
-export type OperationKind = "crear" | "actualizar" | "eliminar" | "incrementar";
-export type OperationStatus = "pendiente" | "aplicada" | "diferida" | "conflicto" | "rechazada";
-/** An operation to queue. For "incrementar", `datos` holds integer deltas. */
-export interface NewOperation {
-  /** The idempotency key; a random UUID when absent. */
-  id?: string;
-  coleccion: string;
-  objeto_id: string;
-  operacion: OperationKind;
-  datos?: Record<string, unknown>;
-  /** The version this change is based on; default the cached document's. */
-  version_base?: number;
-  /** Overrides the collection's priority. */
-  prioridad?: number;
-}
-/** A queued operation (the wire contract's shape). */
-export interface Operation {
-  id: string;
-  tienda: number;
-  coleccion: string;
-  objeto_id: string;
-  operacion: OperationKind;
-  datos: Record<string, unknown>;
-  version_base: number;
-  reloj: string;
-  prioridad: number;
-  estado: OperationStatus;
-  tiene_conflicto: boolean;
-  intentos: number;
-  error: string | null;
-  fecha_creacion: string;
-  fecha_procesamiento: string | null;
-  /** Creation order in this device's queue. */
-  seq?: number;
-}
-/** A document from the offline cache, with this store's pending operations applied. */
-export interface CachedDocument {
-  coleccion: string;
-  objeto_id: string;
-  version: number;
-  datos: Record<string, unknown>;
-  eliminado: boolean;
-}
-/** What one sync did. */
-export interface SyncSummary {
-  pushed: number;
-  applied: number;
-  duplicates: number;
-  deferred: number;
-  conflicts: number;
-  rejected: number;
-  batches: number;
-  pulled: number;
-  cursor: number;
-  pending: number;
-  /** Held operations (deferred or in conflict) the hub settled since the last sync. */
-  settled: number;
-  /** This store's open conflicts on the hub. */
-  openConflicts: number;
-}
-/** An open conflict of this store on the hub. */
-export interface ConflictSummary {
-  id: number;
-  operacion_id: string;
-  tipo: "campos" | "integridad" | "inventario";
-  coleccion: string;
-  objeto_id: string;
-  campos: string[];
-  estado: "abierto" | "resuelto";
-  fecha_creacion: string;
-}
-/** The engine's state; also the `detail` of every "change" event. */
-export interface EngineStatus {
-  storeId: number;
-  dbName: string;
-  online: boolean;
-  running: boolean;
-  syncing: boolean;
-  pending: number;
-  cursor: number;
-  lastSync: SyncSummary | null;
-  lastSyncAt: string | null;
-  lastError: string | null;
-}
-/**
- * Events: "change" (detail: EngineStatus) after queueing, syncing and connectivity changes;
- * "sync" (detail: SyncSummary) after a successful sync; "syncerror" (detail: Error);
- * "conflict" (detail: { estado: "abierto" | "resuelto", conflicto: ConflictSummary }) when a
- * conflict of this store opens or closes on the hub.
- */
-export type PosSyncEvent = "change" | "sync" | "syncerror" | "conflict";
-"#;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct OpenOptions {
-    store_id: StoreId,
-    #[serde(default)]
-    hub_url: String,
-    db_name: Option<String>,
-    batch_size: Option<usize>,
-    pull_limit: Option<u32>,
-    sync_interval_ms: Option<u32>,
-    #[serde(default)]
-    cached_collections: Vec<String>,
-    #[serde(default)]
-    priorities: HashMap<String, i32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct JsNewOperation {
-    id: Option<uuid::Uuid>,
-    coleccion: String,
-    objeto_id: String,
-    operacion: OpKind,
-    #[serde(default)]
-    datos: Option<Fields>,
-    version_base: Option<u64>,
-    prioridad: Option<i32>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Status {
-    store_id: StoreId,
-    db_name: String,
-    online: bool,
-    running: bool,
-    syncing: bool,
-    pending: u64,
-    cursor: u64,
-    last_sync: Option<SyncSummary>,
-    last_sync_at: Option<String>,
-    last_error: Option<String>,
-}
-
-/// The stable `name` of the JS `Error` for each failure.
-pub fn error_name(e: &EngineError) -> &'static str {
-    match e {
-        EngineError::Invalid(_) => "PosSyncInvalidError",
-        EngineError::Store(StoreError::QuotaExceeded(_)) => "PosSyncQuotaError",
-        EngineError::Store(StoreError::WrongStore { .. }) => "PosSyncWrongStoreError",
-        EngineError::Store(_) => "PosSyncStorageError",
-        EngineError::Transport(TransportError::Offline) => "PosSyncOfflineError",
-        EngineError::Transport(TransportError::Network(_)) => "PosSyncNetworkError",
-        EngineError::Transport(TransportError::Http { .. }) => "PosSyncHubError",
-        EngineError::Transport(TransportError::Decode(_)) | EngineError::Protocol(_) => {
-            "PosSyncProtocolError"
-        }
-    }
-}
-
-fn js_error(name: &str, message: &str) -> JsValue {
-    let e = js_sys::Error::new(message);
-    e.set_name(name);
-    e.into()
-}
-
-fn engine_error(e: EngineError) -> JsValue {
-    js_error(error_name(&e), &e.to_string())
-}
-
-fn invalid(message: String) -> JsValue {
-    js_error("PosSyncInvalidError", &message)
-}
-
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| js_error("PosSyncProtocolError", &e.to_string()))
-}
-
-/// Reads a JS value through JSON's data model, so that `deny_unknown_fields` sees every key
-/// (serde-wasm-bindgen reads only the fields a struct names).
-fn from_js<T: serde::de::DeserializeOwned>(value: JsValue) -> Result<T, String> {
-    let json: serde_json::Value =
-        serde_wasm_bindgen::from_value(value).map_err(|e| e.to_string())?;
-    serde_json::from_value(json).map_err(|e| e.to_string())
-}
+use crate::core::model::rfc3339;
 
 type Engine = SyncEngine<IdbStore, FetchTransport>;
 

@@ -6,7 +6,8 @@ use serde::de::DeserializeOwned;
 use crate::core::config::StoreConfig;
 use crate::core::model::StoreId;
 use crate::core::protocol::{
-    ConflictSummary, ErrorBody, OpState, Page, PullQuery, PullResponse, PushRequest, PushResponse,
+    path, ConflictSummary, ErrorBody, OpState, Page, PullQuery, PullResponse, PushRequest,
+    PushResponse,
 };
 use crate::core::transport::{Transport, TransportError};
 
@@ -53,35 +54,22 @@ impl Transport for FetchTransport {
         if !is_online() {
             return Err(TransportError::Offline);
         }
-        let request = Request::post(&format!("{}/api/sincronizacion/cola/", self.base))
+        let request = Request::post(&format!("{}{}", self.base, path::PUSH))
             .json(request)
             .map_err(|e| TransportError::Decode(e.to_string()))?;
         answer(request.send().await).await
     }
 
     async fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError> {
-        if !is_online() {
-            return Err(TransportError::Offline);
-        }
-        let url = format!(
-            "{}/api/sincronizacion/cambios/?{}",
-            self.base,
-            query.to_query_string()
-        );
-        answer(Request::get(&url).send().await).await
+        self.get(&path::pull(query)).await
     }
 
     async fn config(&self, store: StoreId) -> Result<StoreConfig, TransportError> {
-        self.get(&format!("/api/sincronizacion/configuracion/{store}/"))
-            .await
+        self.get(&path::config(store)).await
     }
 
     async fn conflicts(&self, store: StoreId) -> Result<Vec<ConflictSummary>, TransportError> {
-        let page: Page<ConflictSummary> = self
-            .get(&format!(
-                "/api/sincronizacion/conflictos/?tienda={store}&estado=abierto&limit=1000"
-            ))
-            .await?;
+        let page: Page<ConflictSummary> = self.get(&path::open_conflicts(store)).await?;
         Ok(page.results)
     }
 
@@ -90,12 +78,7 @@ impl Transport for FetchTransport {
         store: StoreId,
         ids: &[uuid::Uuid],
     ) -> Result<Vec<OpState>, TransportError> {
-        let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-        let path = format!(
-            "/api/sincronizacion/cola/?tienda={store}&id={}&limit=1000",
-            ids.join(",")
-        );
-        let page: Page<OpState> = self.get(&path).await?;
+        let page: Page<OpState> = self.get(&path::states(store, ids)).await?;
         Ok(page.results)
     }
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod env;
 pub mod http;
 pub mod idb;
+pub mod js;
 
 pub use api::PosSync;
 pub use idb::IdbStore;

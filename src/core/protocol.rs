@@ -180,6 +180,41 @@ pub struct ErrorBody {
     pub code: String,
 }
 
+pub mod path {
+    //! The hub's API paths, in one place, for every transport.
+
+    use super::PullQuery;
+    use crate::core::model::StoreId;
+    use uuid::Uuid;
+
+    /// Push a batch (`POST`).
+    pub const PUSH: &str = "/api/sincronizacion/cola/";
+
+    /// The change feed after a cursor.
+    pub fn pull(query: &PullQuery) -> String {
+        format!("/api/sincronizacion/cambios/?{}", query.to_query_string())
+    }
+
+    /// A store's configuration.
+    pub fn config(store: StoreId) -> String {
+        format!("/api/sincronizacion/configuracion/{store}/")
+    }
+
+    /// A store's open conflicts.
+    pub fn open_conflicts(store: StoreId) -> String {
+        format!("/api/sincronizacion/conflictos/?tienda={store}&estado=abierto&limit=1000")
+    }
+
+    /// Where some of a store's operations stand (at most 100 ids).
+    pub fn states(store: StoreId, ids: &[Uuid]) -> String {
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        format!(
+            "/api/sincronizacion/cola/?tienda={store}&id={}&limit=1000",
+            ids.join(",")
+        )
+    }
+}
+
 /// An operation whose shape breaks the protocol, whatever the hub holds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]

@@ -10,7 +10,8 @@ use axum::Router;
 use http_body_util::BodyExt;
 use pos_sync::core::config::StoreConfig;
 use pos_sync::core::protocol::{
-    ConflictSummary, ErrorBody, OpState, Page, PullQuery, PullResponse, PushRequest, PushResponse,
+    path, ConflictSummary, ErrorBody, OpState, Page, PullQuery, PullResponse, PushRequest,
+    PushResponse,
 };
 use pos_sync::core::StoreId;
 use pos_sync::core::{Transport, TransportError};
@@ -127,13 +128,9 @@ impl Transport for LocalTransport {
         }
         let body = serde_json::to_string(request).unwrap();
         self.pushes.set(self.pushes.get() + 1);
-        let mut value = self
-            .send("POST", "/api/sincronizacion/cola/", Some(body.clone()))
-            .await?;
+        let mut value = self.send("POST", path::PUSH, Some(body.clone())).await?;
         if self.roll(self.faults.duplicate) {
-            value = self
-                .send("POST", "/api/sincronizacion/cola/", Some(body))
-                .await?;
+            value = self.send("POST", path::PUSH, Some(body)).await?;
         }
         if self.roll(self.faults.lose_response) {
             return Err(TransportError::Network(
@@ -144,33 +141,15 @@ impl Transport for LocalTransport {
     }
 
     async fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError> {
-        if !self.online.get() {
-            return Err(TransportError::Offline);
-        }
-        if self.roll(self.faults.drop_request) {
-            return Err(TransportError::Network("connection reset".into()));
-        }
-        let value = self
-            .send(
-                "GET",
-                &format!("/api/sincronizacion/cambios/?{}", query.to_query_string()),
-                None,
-            )
-            .await?;
-        serde_json::from_value(value).map_err(|e| TransportError::Decode(e.to_string()))
+        self.get(&path::pull(query)).await
     }
 
     async fn config(&self, store: StoreId) -> Result<StoreConfig, TransportError> {
-        self.get(&format!("/api/sincronizacion/configuracion/{store}/"))
-            .await
+        self.get(&path::config(store)).await
     }
 
     async fn conflicts(&self, store: StoreId) -> Result<Vec<ConflictSummary>, TransportError> {
-        let page: Page<ConflictSummary> = self
-            .get(&format!(
-                "/api/sincronizacion/conflictos/?tienda={store}&estado=abierto&limit=1000"
-            ))
-            .await?;
+        let page: Page<ConflictSummary> = self.get(&path::open_conflicts(store)).await?;
         Ok(page.results)
     }
 
@@ -179,13 +158,7 @@ impl Transport for LocalTransport {
         store: StoreId,
         ids: &[uuid::Uuid],
     ) -> Result<Vec<OpState>, TransportError> {
-        let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
-        let page: Page<OpState> = self
-            .get(&format!(
-                "/api/sincronizacion/cola/?tienda={store}&id={}&limit=1000",
-                ids.join(",")
-            ))
-            .await?;
+        let page: Page<OpState> = self.get(&path::states(store, ids)).await?;
         Ok(page.results)
     }
 }
