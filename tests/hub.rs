@@ -517,3 +517,58 @@ async fn the_server_shuts_down_gracefully_on_a_real_socket() {
     assert!(path.exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_database_file_deleted_under_the_hub_fails_writes_and_health_instead_of_losing_them() {
+    use pos_sync::hub::{app, AppState, Db, HubOptions};
+    let dir = std::env::temp_dir().join(format!("pos-sync-deleted-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hub.db");
+    let router = app(
+        AppState::new(Db::open(&path).await.unwrap()),
+        &HubOptions::default(),
+    );
+    push(
+        &router,
+        0,
+        &[op(1, 0, "productos", "P1", "crear", json!({"stock": 5}))],
+    )
+    .await;
+    for f in ["hub.db", "hub.db-wal", "hub.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    let body = batch(
+        0,
+        &[op(2, 0, "productos", "P2", "crear", json!({"stock": 1}))],
+    );
+    let (status, answer) = call(&router, "POST", PUSH, Some(&body)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["code"], "no_disponible");
+    assert!(answer["detail"]
+        .as_str()
+        .unwrap()
+        .contains("removed or replaced"));
+    let (status, health) = call(&router, "GET", "/api/salud/", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(health["estado"], "error");
+    // A new empty file at the same path is not the database either.
+    std::fs::write(&path, b"").unwrap();
+    let (status, _) = call(&router, "POST", PUSH, Some(&body)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_in_the_error_shape() {
+    let router = hub().await;
+    let (status, body) = call(&router, "DELETE", PUSH, None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["code"], "method_not_allowed");
+    assert!(body["detail"].as_str().unwrap().contains("DELETE"));
+    let (status, body) = call(&router, "GET", "/api/salud", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body["detail"],
+        "No API endpoint at /api/salud. API paths end with a slash."
+    );
+}

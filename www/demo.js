@@ -67,6 +67,7 @@ function renderCatalog() {
 
 async function sellProduct(product, quantity) {
   if (!Number.isInteger(quantity) || quantity < 1) return show('Quantity must be a whole number of at least 1.', true);
+  const left = product.datos.stock - quantity;
   const sale = crypto.randomUUID();
   try {
     await engine.enqueueMany([
@@ -75,7 +76,9 @@ async function sellProduct(product, quantity) {
         importe: times(product.datos.precio, quantity), cliente: 'demo', fecha: new Date().toISOString().slice(0, 10) } },
       { coleccion: 'productos', objeto_id: product.objeto_id, operacion: 'incrementar', datos: { stock: -quantity } },
     ]);
-    show(`Sold ${quantity} × ${product.datos.nombre}.`);
+    show(left < 0
+      ? `Sold ${quantity} × ${product.datos.nombre}; the stock here goes to ${left}: the hub will open an inventory conflict.`
+      : `Sold ${quantity} × ${product.datos.nombre}.`, left < 0);
   } catch (e) {
     show(`${e.name}: ${e.message}`, true);
   }
@@ -104,4 +107,8 @@ async function main() {
   engine.start();
 }
 
-main().catch((e) => show(`Could not start the engine: ${e.name}: ${e.message}`, true));
+main().catch((e) => {
+  $('connection').dataset.state = 'offline';
+  $('connection').textContent = 'Engine not started';
+  show(`Could not start the engine: ${e.name}: ${e.message}`, true);
+});

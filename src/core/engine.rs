@@ -275,17 +275,30 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         Ok(overlay(base, &ops).filter(|d| !d.deleted))
     }
 
-    /// Every live document of a collection as this store sees it (see [`SyncEngine::get`]).
+    /// Every live document of a collection as this store sees it (see [`SyncEngine::get`]),
+    /// by id: the cached ones, and those this store created and has not synced yet.
     pub async fn list(&self, collection: &str) -> Result<Vec<Document>, EngineError> {
-        let mut docs = Vec::new();
-        for base in self.store.cached_collection(collection).await? {
-            let key = DocKey::new(&base.collection, &base.doc_id);
-            let ops = self.store.operations_for(&key).await?;
-            if let Some(d) = overlay(Some(base), &ops).filter(|d| !d.deleted) {
-                docs.push(d);
-            }
+        let mut by_doc: std::collections::BTreeMap<String, (Option<Document>, Vec<Operation>)> =
+            self.store
+                .cached_collection(collection)
+                .await?
+                .into_iter()
+                .map(|d| (d.doc_id.clone(), (Some(d), Vec::new())))
+                .collect();
+        // One read of the queue for the whole collection, not one per document.
+        for op in self
+            .store
+            .operations()
+            .await?
+            .into_iter()
+            .filter(|o| o.collection == collection)
+        {
+            by_doc.entry(op.doc_id.clone()).or_default().1.push(op);
         }
-        Ok(docs)
+        Ok(by_doc
+            .into_values()
+            .filter_map(|(base, ops)| overlay(base, &ops).filter(|d| !d.deleted))
+            .collect())
     }
 
     /// Whether a sync is running now.

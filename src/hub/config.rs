@@ -95,8 +95,8 @@ pub async fn set(
             "Read-only: use `pos-sync-hub sincronizar --completa --tienda=ID`.",
         ));
     }
-    let _writer = state.db.writer.lock().await;
-    let mut tx = state.db.pool.begin().await?;
+    let mut conn = state.db.begin_write().await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let current = load(&mut tx, store).await?;
     let mut merged = serde_json::to_value(&current).unwrap_or_default();
     if let Value::Object(m) = &mut merged {
@@ -106,6 +106,7 @@ pub async fn set(
     config.validate().map_err(AppError::Fields)?;
     save(&mut tx, &config).await?;
     tx.commit().await?;
+    conn.done();
     tracing::info!(tienda = store, "configuration saved");
     Ok(Json(config))
 }
@@ -114,12 +115,13 @@ impl super::Db {
     /// Orders a full resync of `store`: its engine drops its cursor on its next sync and pulls
     /// everything again. Returns the new resync generation.
     pub async fn order_full_resync(&self, store: StoreId) -> Result<u64, AppError> {
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.begin_write().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let mut config = load(&mut tx, store).await?;
         config.resync += 1;
         save(&mut tx, &config).await?;
         tx.commit().await?;
+        conn.done();
         Ok(config.resync)
     }
 }

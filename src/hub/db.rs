@@ -26,6 +26,72 @@ use crate::core::protocol::{Change, PullResponse};
 pub struct Db {
     pub(crate) pool: SqlitePool,
     pub(crate) writer: Mutex<()>,
+    file: Option<FileId>,
+}
+
+/// The identity of the database file the hub opened, so a file deleted or replaced under a
+/// running hub is noticed instead of writes going into a file nobody can read again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileId {
+    path: std::path::PathBuf,
+    id: (u64, u64),
+}
+
+impl FileId {
+    fn of(path: &Path) -> std::io::Result<FileId> {
+        let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        let id = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let id = (u64::from(meta.is_file()), 0);
+        Ok(FileId {
+            path: path.to_owned(),
+            id,
+        })
+    }
+}
+
+/// A pooled connection held for one write, with the hub's single-writer lock. Unless the
+/// write finishes ([`WriteConn::done`]), the connection of a file database is closed rather
+/// than returned to the pool: a failed write (a read-only or vanished file, a full disk) can
+/// leave a SQLite connection unable to write again.
+pub(crate) struct WriteConn<'a> {
+    _writer: tokio::sync::MutexGuard<'a, ()>,
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>,
+    ok: bool,
+}
+
+impl WriteConn<'_> {
+    /// Marks the write finished; the connection goes back to the pool.
+    pub(crate) fn done(&mut self) {
+        self.ok = true;
+    }
+}
+
+impl std::ops::Deref for WriteConn<'_> {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        self.conn.as_ref().expect("held until drop")
+    }
+}
+
+impl std::ops::DerefMut for WriteConn<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.conn.as_mut().expect("held until drop")
+    }
+}
+
+impl Drop for WriteConn<'_> {
+    fn drop(&mut self) {
+        if !self.ok {
+            if let Some(conn) = self.conn.take() {
+                drop(conn.detach());
+            }
+        }
+    }
 }
 
 impl Db {
@@ -38,7 +104,11 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        Self::with_options(options, 8).await
+        let mut db = Self::with_options(options, 8).await?;
+        let file = FileId::of(path)
+            .map_err(|e| AppError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
+        db.file = Some(file);
+        Ok(db)
     }
 
     /// An in-memory database, for tests (one connection, so every query sees the same data).
@@ -50,7 +120,9 @@ impl Db {
     async fn with_options(options: SqliteConnectOptions, connections: u32) -> Result<Db, AppError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(connections)
-            .min_connections(1)
+            // A memory database lives in its one connection, kept open for good; a file
+            // database opens connections as needed (none racing the migration at start).
+            .min_connections(u32::from(connections == 1))
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options)
@@ -59,6 +131,7 @@ impl Db {
         Ok(Db {
             pool,
             writer: Mutex::new(()),
+            file: None,
         })
     }
 
@@ -67,10 +140,41 @@ impl Db {
         self.pool.close().await;
     }
 
-    /// Checks that the database answers.
+    /// Checks that the database file is still the one opened, and that it answers.
     pub async fn ping(&self) -> Result<(), AppError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        self.check_file()?;
+        sqlx::query("SELECT valor FROM secuencia")
+            .execute(&self.pool)
+            .await?;
         Ok(())
+    }
+
+    /// Fails when the database file was deleted or replaced since the hub opened it.
+    pub fn check_file(&self) -> Result<(), AppError> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        match FileId::of(&file.path) {
+            Ok(now) if now == *file => Ok(()),
+            _ => Err(AppError::Unavailable(format!(
+                "the database file {} was removed or replaced while the hub ran; nothing was written. Restore it and restart the hub.",
+                file.path.display()
+            ))),
+        }
+    }
+
+    /// Takes the single-writer lock and a connection for one write transaction.
+    pub(crate) async fn begin_write(&self) -> Result<WriteConn<'_>, AppError> {
+        let writer = self.writer.lock().await;
+        self.check_file()?;
+        let conn = self.pool.acquire().await?;
+        // An in-memory database lives in its one connection: it is never discarded.
+        let ok = self.file.is_none();
+        Ok(WriteConn {
+            _writer: writer,
+            conn: Some(conn),
+            ok,
+        })
     }
 
     /// Changes after `since`, at most `limit`, optionally only in `collections`.

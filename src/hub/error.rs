@@ -34,6 +34,9 @@ pub enum AppError {
     /// Nothing at that path.
     #[error("{0}")]
     NotFound(String),
+    /// The endpoint does not take this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The request does not fit the resource's state (a conflict already resolved, say).
     #[error("{detail}")]
     Conflict {
@@ -42,6 +45,9 @@ pub enum AppError {
         /// For programs.
         code: &'static str,
     },
+    /// The hub cannot serve now (its database file is gone, say); the message says why.
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed; the cause is logged and hidden.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -62,8 +68,10 @@ impl AppError {
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Database(e) if is_busy(e) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Database(_) | AppError::Migrate(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,6 +103,11 @@ impl IntoResponse for AppError {
                 "unsupported_media_type",
             ),
             AppError::NotFound(detail) => body(detail, "not_found"),
+            AppError::MethodNotAllowed(detail) => body(detail, "method_not_allowed"),
+            AppError::Unavailable(detail) => {
+                tracing::error!(%detail, "hub unavailable");
+                body(detail, "no_disponible")
+            }
             AppError::Conflict { detail, code } => body(detail, code),
             e @ (AppError::Database(_) | AppError::Migrate(_)) => {
                 tracing::error!(error = %e, "request failed inside the hub");

@@ -21,12 +21,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use db::Db;
@@ -104,7 +105,8 @@ pub fn app(state: AppState, options: &HubOptions) -> Router {
         )
         .route("/salud/", get(routes::health))
         .route("/metricas/", get(routes::metrics))
-        .fallback(routes::api_not_found);
+        .fallback(routes::api_not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed);
     let mut router = Router::new()
         .nest("/api", api)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -118,8 +120,20 @@ pub fn app(state: AppState, options: &HubOptions) -> Router {
     if let Some(cors) = cors_layer(&options.cors_origins) {
         router = router.layer(cors);
     }
-    router.layer(TraceLayer::new_for_http())
+    // A request (its body included) that takes longer is answered 408 and rolled back.
+    router
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
 }
+
+/// How long one request may take, body upload included.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a graceful shutdown waits for open requests before it gives up on them.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
@@ -139,15 +153,32 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes. In-flight requests finish first
-/// (graceful shutdown): a push that is being applied commits and gets its answer.
+/// (graceful shutdown): a push that is being applied commits and gets its answer. A client
+/// that keeps a request open past [`SHUTDOWN_GRACE`] after the signal is cut off (its push,
+/// if any, rolls back and is sent again later).
 pub async fn run(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (signalled, grace) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = signalled.send(());
+    });
+    tokio::select! {
+        result = server => result,
+        _ = async {
+            if grace.await.is_ok() {
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!("requests still open {}s after the shutdown signal; stopping anyway", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -55,8 +55,8 @@ impl Db {
     pub async fn push(&self, request: &PushRequest, now_ms: u64) -> Result<PushResponse, AppError> {
         let started = Instant::now();
         let now = rfc3339(now_ms);
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.begin_write().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let config = super::config::load(&mut tx, request.store).await?;
         let log_id: i64 = sqlx::query_scalar(
             "INSERT INTO registros (tienda, tipo, fecha_inicio, fecha_fin, duracion_ms, recibidas, \
@@ -115,6 +115,7 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        conn.done();
         tracing::info!(
             tienda = request.store,
             registro = log_id,

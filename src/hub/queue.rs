@@ -240,8 +240,8 @@ impl Db {
     /// Processes deferred operations once: all of them, or only `id`.
     pub async fn process_queue(&self, id: Option<Uuid>, now_ms: u64) -> Result<QueueRun, AppError> {
         let now = rfc3339(now_ms);
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.begin_write().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let rows = match id {
             Some(id) => {
                 sqlx::query("SELECT * FROM operaciones WHERE id = ? AND estado = 'diferida'")
@@ -282,6 +282,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        conn.done();
         if run.procesadas > 0 {
             tracing::info!(?run, "hub-side queue processed");
         }

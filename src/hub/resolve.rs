@@ -265,8 +265,8 @@ impl Db {
             ));
         }
         let now = rfc3339(now_ms());
-        let _writer = self.writer.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.begin_write().await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let row = sqlx::query("SELECT * FROM conflictos WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -457,6 +457,7 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        conn.done();
         tracing::info!(conflicto = id, tipo = %kind, resolucion = how.resolucion.as_str(), usuario = user, "conflict resolved");
         Ok(id)
     }

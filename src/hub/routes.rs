@@ -142,8 +142,19 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
 }
 
 /// Unknown API paths answer in the API's error shape.
-pub async fn api_not_found(uri: Uri) -> AppError {
-    AppError::NotFound(format!("No API endpoint at {}.", uri.path()))
+pub async fn api_not_found(OriginalUri(uri): OriginalUri) -> AppError {
+    AppError::NotFound(format!(
+        "No API endpoint at {}. API paths end with a slash.",
+        uri.path()
+    ))
+}
+
+/// A method an endpoint does not take answers in the API's error shape.
+pub async fn method_not_allowed(
+    method: axum::http::Method,
+    OriginalUri(uri): OriginalUri,
+) -> AppError {
+    AppError::MethodNotAllowed(format!("{method} is not allowed on {}.", uri.path()))
 }
 
 pub(crate) fn now_ms() -> u64 {
