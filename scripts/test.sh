@@ -31,4 +31,5 @@ cargo test --target wasm32-unknown-unknown --test browser
 
 echo "==> end-to-end tests (the optimised package in headless Chromium)"
 bash scripts/build.sh --engine-only
+bash scripts/check-size.sh
 POS_SYNC_HUB_BIN=target/debug/pos-sync-hub node --test --test-concurrency=1 www/tests/

@@ -1,0 +1,110 @@
+// The benchmark suite: one command, one table, one JSON file.
+//
+//   node bench/run.mjs [--quick]
+//
+// It needs the release builds (scripts/build.sh, and `cargo build --release --example
+// hub_load`; `bash bench/run.sh` does both). Browser figures come from headless Chromium, one
+// page on the hub's own origin, fresh databases for every row; hub figures from the load
+// generator in examples/hub_load.rs over real HTTP on loopback. Every figure states its
+// conditions. Comparisons run side by side in the same run and are given as ratios; targets
+// are from the benchmarks issue, and a missed one says so.
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { tmpdir, cpus } from 'node:os';
+import { startHub } from '../tools/hub-process.mjs';
+import { launchBrowser, CHROMIUM } from '../tools/browser.mjs';
+
+const quick = process.argv.includes('--quick');
+const N = quick ? 2000 : 10000;
+const BATCH = 100;
+const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown'}`;
+const durability = 'IndexedDB relaxed (Chromium default)';
+const rows = [];
+
+function row(group, name, value, unit, conditions, { peer, peerValue, target, pass } = {}) {
+  rows.push({ group, name, value, unit, conditions, peer, peerValue, ratio: peerValue ? Math.round((value / peerValue) * 100) / 100 : null, target, pass });
+}
+
+async function post(hub, path, body) {
+  const r = await fetch(`${hub}/api/sincronizacion${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${text}`);
+  return JSON.parse(text);
+}
+
+// ---- Size ----
+const gz = (path) => gzipSync(readFileSync(path), { level: 9 }).length;
+const wasmGz = gz('pkg/pos_sync_bg.wasm');
+const glueGz = gz('pkg/pos_sync.js');
+const dexieGz = gz('node_modules/dexie/dist/dexie.min.js');
+const BUDGET = 120 * 1024;
+row('size', 'release wasm, gzipped', Math.round(wasmGz / 102.4) / 10, 'KB', 'opt-level z, LTO, wasm-opt -Oz (npm binaryen), gzip -9',
+  { peer: 'Dexie min.js gz', peerValue: Math.round(dexieGz / 102.4) / 10, target: '≤ 120 KB', pass: wasmGz <= BUDGET });
+row('size', 'JS glue, gzipped', Math.round(glueGz / 102.4) / 10, 'KB', 'wasm-bindgen --target web, gzip -9');
+
+// ---- Browser ----
+const dir = mkdtempSync(join(tmpdir(), 'pos-sync-bench-'));
+copyFileSync('node_modules/dexie/dist/dexie.mjs', 'www/bench/dexie.mjs');
+const hub = await startHub({ dbPath: join(dir, 'bench.db') });
+const browser = await launchBrowser();
+try {
+  // 2,000 products for the cache rows and for the sales to refer to.
+  for (let i = 0; i < 2000; i += 1000) {
+    await post(hub.url, '/cola/', { tienda: 0, operaciones: Array.from({ length: 1000 }, (_, k) => ({
+      id: randomUUID(), tienda: 0, coleccion: 'productos', objeto_id: `P${i + k}`, operacion: 'crear',
+      datos: { nombre: `Producto ${i + k}`, precio: '9.99', stock: 1e9 }, reloj: `${Date.now()}-00000-0` })) });
+  }
+  for (const tienda of [1, 2, 3]) await post(hub.url, '/configuracion/', { tienda, tamano_lote: BATCH, colecciones_cache: ['productos'] });
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${hub.url}/bench/`);
+  await page.waitForFunction(() => window.benchReady === true);
+  const version = (await browser.version());
+
+  const e = await page.evaluate(([n, b]) => window.bench.enqueue(n, b), [N, BATCH]);
+  const cond = `${N} sales, ${durability}, Chromium ${version}`;
+  row('enqueue', 'pos-sync enqueue, one per commit', e.posSyncPerOp, 'ops/s', cond, { peer: 'raw IndexedDB, one put per transaction', peerValue: e.rawPerTx, target: '≥ 0.9× raw', pass: e.posSyncPerOp >= 0.9 * e.rawPerTx });
+  row('enqueue', 'pos-sync enqueueMany, batches of 100', e.posSyncBatched, 'ops/s', cond, { peer: 'raw IndexedDB, all in one transaction', peerValue: e.rawOneTx, target: '≥ 0.8× raw', pass: e.posSyncBatched >= 0.8 * e.rawOneTx });
+  row('enqueue', 'pos-sync enqueue vs Dexie add', e.posSyncPerOp, 'ops/s', cond, { peer: 'Dexie add', peerValue: e.dexieAdd, target: '> Dexie', pass: e.posSyncPerOp > e.dexieAdd });
+  row('enqueue', 'pos-sync enqueueMany vs Dexie bulkAdd (100)', e.posSyncBatched, 'ops/s', cond, { peer: 'Dexie bulkAdd', peerValue: e.dexieBulkAdd, target: '> Dexie', pass: e.posSyncBatched > e.dexieBulkAdd });
+  row('enqueue', 'Workbox background-sync pushRequest', null, 'ops/s', cond, { target: 'pos-sync faster', pass: null });
+
+  const d = await page.evaluate(([n]) => window.bench.drain(n, 1), [N]);
+  if (d.applied !== N || d.pending !== 0) throw new Error(`the drain applied ${d.applied} of ${N}, ${d.pending} left`);
+  row('drain', 'online → all applied on the hub', d.opsPerSecond, 'ops/s', `${N} queued sales, batches of ${BATCH} (${d.batches} pushes), one page, SQLite hub (WAL, synchronous=FULL) on loopback`,
+    { peer: 'Workbox replaying the same requests', peerValue: null, target: '≥ 20,000 ops/s and ≥ 20× Workbox', pass: d.opsPerSecond >= 20000 ? null : false });
+
+  const o = await page.evaluate(([n]) => window.bench.openTime(n, 15), [N]);
+  row('open', 'PosSync.open, median of 15', o.medianMs, 'ms', `${o.pending} pending operations, ${o.cached} cached products, ${durability}`, { target: '< 50 ms', pass: o.medianMs < 50 });
+  const r = await page.evaluate(([db]) => window.bench.cacheRead(db, 2000), [o.dbName]);
+  row('read', 'engine.get by id from the cache', r.posSyncGet, 'reads/s', `2,000 reads over ${r.products} cached products, ${N} pending operations on the engine`, { peer: 'Dexie get', peerValue: r.dexieGet });
+} finally {
+  await browser.close();
+  await hub.stop();
+  rmSync(dir, { recursive: true, force: true });
+  rmSync('www/bench/dexie.mjs', { force: true });
+}
+
+// ---- Hub ----
+const load = JSON.parse(execFileSync('target/release/examples/hub_load', ['--stores', '50', '--batch', String(BATCH), '--rounds', quick ? '4' : '20'], { encoding: 'utf8' }).trim().split('\n').pop());
+row('hub', 'push throughput, 50 concurrent stores', load.hub_ops_per_s, 'ops/s', `${load.operations} operations in batches of ${load.batch}, real HTTP on loopback, ${load.durability}; p50 ${load.p50_ms.toFixed(1)} ms, p99 ${load.p99_ms.toFixed(1)} ms`,
+  { peer: 'raw SQLite batched inserts of the same rows', peerValue: load.raw_sqlite_ops_per_s, target: '≥ 0.5× raw SQLite', pass: load.hub_ops_per_s >= 0.5 * load.raw_sqlite_ops_per_s });
+row('hub', 'hub resident memory after the load', Math.round(load.hub_rss_kib / 1024), 'MiB', 'VmRSS of the hub process', { target: 'reported only' });
+
+// ---- Output ----
+const fmt = (v) => (v === null || v === undefined ? 'not measured' : typeof v === 'number' ? v.toLocaleString('en-US') : String(v));
+const verdict = (r) => (r.pass === true ? 'met' : r.pass === false ? 'MISSED' : r.target ? (r.value === null ? 'not measured' : 'see note') : '');
+const lines = [
+  `pos-sync benchmarks, ${new Date().toISOString().slice(0, 10)}, ${machine}, Chromium at ${CHROMIUM}${quick ? ' (--quick)' : ''}`,
+  '',
+  '| what | pos-sync | peer | ratio | target | verdict | conditions |',
+  '| --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map((r) => `| ${r.name} | ${fmt(r.value)} ${r.unit} | ${r.peer ? `${r.peer}: ${fmt(r.peerValue)}` : ''} | ${r.ratio ?? ''} | ${r.target ?? ''} | ${verdict(r)} | ${r.conditions} |`),
+];
+console.log(lines.join('\n'));
+mkdirSync('bench-out', { recursive: true });
+const file = join('bench-out', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, quick, rows }, null, 2) + '\n');
+console.log(`\nJSON: ${file}`);

@@ -1,0 +1,151 @@
+// The browser benchmarks. Each function runs in the page and returns plain numbers; the
+// runner (bench/run.mjs) prints them with their conditions. Every run uses fresh databases.
+let PosSync;
+let Dexie;
+
+export function setup(deps) {
+  ({ PosSync, Dexie } = deps);
+}
+
+const unique = (label) => `bench-${label}-${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
+
+/** A sale as pos-sync queues it, and the same record for the raw stores. */
+function sale(i) {
+  return { coleccion: 'ventas', objeto_id: `v${i}`, operacion: 'crear', datos: { producto: `P${i % 2000}`, cantidad: 1, importe: '9.99', fecha: '2026-12-03' } };
+}
+
+function record(i) {
+  return { id: crypto.randomUUID(), tienda: 1, ...sale(i), estado: 'pendiente', intentos: 0, reloj: `${Date.now()}-00000-1` };
+}
+
+const rate = (n, ms) => Math.round(n / (ms / 1000));
+
+function rawOpen(name) {
+  return new Promise((resolve, reject) => {
+    const r = indexedDB.open(name, 1);
+    r.onupgradeneeded = () => r.result.createObjectStore('cola', { keyPath: 'seq', autoIncrement: true });
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+
+function done(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = resolve;
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error);
+  });
+}
+
+async function engineFor(label, options = {}) {
+  return PosSync.open({ storeId: 1, dbName: unique(label), hubUrl: '', ...options });
+}
+
+/** Durable enqueue of `n` sales: each row resolves after its commit. */
+export async function enqueue(n, batch) {
+  const out = {};
+  let t;
+
+  let engine = await engineFor('posop');
+  t = performance.now();
+  for (let i = 0; i < n; i += 1) await engine.enqueue(sale(i));
+  out.posSyncPerOp = rate(n, performance.now() - t);
+  engine.close();
+
+  engine = await engineFor('posbatch');
+  t = performance.now();
+  for (let i = 0; i < n; i += batch) await engine.enqueueMany(Array.from({ length: batch }, (_, k) => sale(i + k)));
+  out.posSyncBatched = rate(n, performance.now() - t);
+  engine.close();
+
+  let db = await rawOpen(unique('rawop'));
+  t = performance.now();
+  for (let i = 0; i < n; i += 1) {
+    const tx = db.transaction('cola', 'readwrite');
+    tx.objectStore('cola').add(record(i));
+    await done(tx);
+  }
+  out.rawPerTx = rate(n, performance.now() - t);
+  db.close();
+
+  db = await rawOpen(unique('rawone'));
+  t = performance.now();
+  const tx = db.transaction('cola', 'readwrite');
+  for (let i = 0; i < n; i += 1) tx.objectStore('cola').add(record(i));
+  await done(tx);
+  out.rawOneTx = rate(n, performance.now() - t);
+  db.close();
+
+  let dexie = new Dexie(unique('dexieadd'));
+  dexie.version(1).stores({ cola: '++seq' });
+  await dexie.open();
+  t = performance.now();
+  for (let i = 0; i < n; i += 1) await dexie.cola.add(record(i));
+  out.dexieAdd = rate(n, performance.now() - t);
+  dexie.close();
+
+  dexie = new Dexie(unique('dexiebulk'));
+  dexie.version(1).stores({ cola: '++seq' });
+  await dexie.open();
+  t = performance.now();
+  for (let i = 0; i < n; i += batch) await dexie.cola.bulkAdd(Array.from({ length: batch }, (_, k) => record(i + k)));
+  out.dexieBulkAdd = rate(n, performance.now() - t);
+  dexie.close();
+  return out;
+}
+
+/** Opens an engine with `pending` queued operations and the hub's catalog cached, closes it,
+ * and times `opens` reopens. Returns the median and the counts seen. */
+export async function openTime(pending, opens) {
+  const dbName = unique('open');
+  const engine = await PosSync.open({ storeId: 2, dbName, hubUrl: '', cachedCollections: ['productos'] });
+  await engine.syncNow();
+  const cached = (await engine.list('productos')).length;
+  for (let i = 0; i < pending; i += 1000) await engine.enqueueMany(Array.from({ length: 1000 }, (_, k) => sale(i + k)));
+  engine.close();
+  const times = [];
+  let count = 0;
+  for (let i = 0; i < opens; i += 1) {
+    const t = performance.now();
+    const e = await PosSync.open({ storeId: 2, dbName, hubUrl: '' });
+    times.push(performance.now() - t);
+    if (i === 0) count = await e.pendingCount();
+    e.close();
+  }
+  times.sort((a, b) => a - b);
+  return { medianMs: Math.round(times[Math.floor(times.length / 2)] * 10) / 10, pending: count, cached, dbName };
+}
+
+/** Reads `reads` random products by id from the engine's cache and from Dexie. */
+export async function cacheRead(dbName, reads) {
+  const engine = await PosSync.open({ storeId: 2, dbName, hubUrl: '' });
+  const products = await engine.list('productos');
+  const ids = Array.from({ length: reads }, (_, i) => products[(i * 7919) % products.length].objeto_id);
+  let t = performance.now();
+  for (const id of ids) {
+    if (!(await engine.get('productos', id))) throw new Error(`missing ${id}`);
+  }
+  const posSync = rate(reads, performance.now() - t);
+  engine.close();
+  const dexie = new Dexie(unique('dexieread'));
+  dexie.version(1).stores({ cache: 'objeto_id' });
+  await dexie.cache.bulkPut(products);
+  t = performance.now();
+  for (const id of ids) {
+    if (!(await dexie.cache.get(id))) throw new Error(`missing ${id}`);
+  }
+  const dexieGet = rate(reads, performance.now() - t);
+  dexie.close();
+  return { posSyncGet: posSync, dexieGet, products: products.length };
+}
+
+/** Queues `n` operations, then times one sync until the hub has applied them all. */
+export async function drain(n, storeId) {
+  const engine = await PosSync.open({ storeId, dbName: unique('drain'), hubUrl: '', cachedCollections: ['productos'] });
+  for (let i = 0; i < n; i += 1000) await engine.enqueueMany(Array.from({ length: 1000 }, (_, k) => sale(storeId * 1e6 + i + k)));
+  const t = performance.now();
+  const summary = await engine.syncNow();
+  const ms = performance.now() - t;
+  engine.close();
+  return { opsPerSecond: rate(n, ms), ms: Math.round(ms), applied: summary.applied, pending: summary.pending, batches: summary.batches };
+}
