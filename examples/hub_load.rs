@@ -17,7 +17,11 @@ fn main() {}
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(native::main());
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(native::main());
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -40,7 +44,10 @@ mod native {
         args.iter()
             .position(|a| a == name)
             .and_then(|i| args.get(i + 1))
-            .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{name} takes a number"))
+            })
             .unwrap_or(default)
     }
 
@@ -52,7 +59,13 @@ mod native {
 
     fn rss_kib(pid: u32) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     }
 
     pub async fn main() {
@@ -62,7 +75,8 @@ mod native {
         let products = 500;
         let dir = std::env::temp_dir().join(format!("pos-sync-load-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let bin = std::env::var("POS_SYNC_HUB_BIN").unwrap_or_else(|_| "target/release/pos-sync-hub".into());
+        let bin = std::env::var("POS_SYNC_HUB_BIN")
+            .unwrap_or_else(|_| "target/release/pos-sync-hub".into());
         let mut hub = Command::new(&bin)
             .args(["serve", "--db"])
             .arg(dir.join("load.db"))
@@ -71,7 +85,9 @@ mod native {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (build it with `cargo build --release`)"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin}: {e} (build it with `cargo build --release`)")
+            });
         let mut lines = BufReader::new(hub.stdout.take().unwrap()).lines();
         let url = loop {
             let line = lines.next().expect("the hub printed its address").unwrap();
@@ -91,7 +107,11 @@ mod native {
                 let response = client.request(request).await.expect("the hub answers");
                 let status = response.status();
                 let body = response.into_body().collect().await.unwrap().to_bytes();
-                assert!(status.is_success(), "push failed: {status} {}", String::from_utf8_lossy(&body));
+                assert!(
+                    status.is_success(),
+                    "push failed: {status} {}",
+                    String::from_utf8_lossy(&body)
+                );
             }
         };
         let catalog: Vec<Value> = (0..products)
@@ -113,7 +133,13 @@ mod native {
                             n += 1;
                             let product = format!("P{}", (store * 31 + n) % products);
                             if i % 2 == 0 {
-                                op(store, n, "crear", format!("s{store}-{n}"), json!({"producto": product, "cantidad": 1, "importe": "9.99"}))
+                                op(
+                                    store,
+                                    n,
+                                    "crear",
+                                    format!("s{store}-{n}"),
+                                    json!({"producto": product, "cantidad": 1, "importe": "9.99"}),
+                                )
                             } else {
                                 op(store, n, "incrementar", product, json!({"stock": -1}))
                             }
@@ -132,11 +158,18 @@ mod native {
         }
         let elapsed = started.elapsed();
         latencies.sort();
-        let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1).min(latencies.len() - 1)];
+        let pct = |p: f64| {
+            latencies[((latencies.len() as f64 * p).ceil() as usize)
+                .saturating_sub(1)
+                .min(latencies.len() - 1)]
+        };
         let total = stores * rounds * batch;
         let hub_rate = total as f64 / elapsed.as_secs_f64();
         let rss = rss_kib(hub.id());
-        let _ = Command::new("kill").arg("-TERM").arg(hub.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(hub.id().to_string())
+            .status();
         let _ = hub.wait();
 
         // The physical limit: the same number of rows, in transactions of `batch`, same durability.

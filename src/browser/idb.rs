@@ -6,12 +6,13 @@
 //! - `cache`: hub documents, key `clave` (the joined key), index `coleccion`;
 //! - `meta`: `{clave, valor}` records: `tienda`, `cursor`, `reloj`.
 //!
-//! Every write is one IndexedDB transaction, awaited until it commits. The transaction
+//! Every write is one IndexedDB transaction, awaited until it commits; its requests are issued
+//! together, so IndexedDB pipelines them. The transaction
 //! durability is the browser's default (`relaxed` in Chromium 121+: the commit reaches the
 //! operating system, which flushes it to disk within seconds).
 
 use js_sys::Reflect;
-use rexie::{Index, KeyRange, ObjectStore, Rexie, RexieBuilder, TransactionMode};
+use rexie::{Direction, Index, KeyRange, ObjectStore, Rexie, RexieBuilder, TransactionMode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
@@ -140,18 +141,32 @@ fn status_range(status: OpStatus) -> Result<KeyRange, StoreError> {
 
 impl Store for IdbStore {
     async fn load_meta(&self) -> Result<Meta, StoreError> {
-        let tx = self.tx(&[META], TransactionMode::ReadOnly)?;
+        let tx = self.tx(&[META, QUEUE], TransactionMode::ReadOnly)?;
         let store = tx.store(META).map_err(backend)?;
         let tienda = meta_value(&store, "tienda").await?;
         let cursor = meta_value(&store, "cursor").await?;
         let reloj = meta_value(&store, "reloj").await?;
         let resync = meta_value(&store, "resync").await?;
+        // The newest queued operation's clock: appends do not write the clock themselves.
+        let last = tx
+            .store(QUEUE)
+            .map_err(backend)?
+            .scan(None, Some(1), None, Some(Direction::Prev))
+            .await
+            .map_err(backend)?;
+        let last_clock = last
+            .into_iter()
+            .next()
+            .map(|(_, v)| from_js::<Operation>(v))
+            .transpose()?
+            .map(|o| o.clock);
+        let saved = reloj
+            .and_then(|v| v.as_string())
+            .and_then(|s| s.parse::<Hlc>().ok());
         Ok(Meta {
             store: tienda.and_then(|v| v.as_f64()).map(|v| v as StoreId),
             cursor: cursor.and_then(|v| v.as_f64()).map_or(0, |v| v as u64),
-            clock: reloj
-                .and_then(|v| v.as_string())
-                .and_then(|s| s.parse::<Hlc>().ok()),
+            clock: saved.max(last_clock),
             resync: resync.and_then(|v| v.as_f64()).map_or(0, |v| v as u64),
         })
     }
@@ -169,35 +184,47 @@ impl Store for IdbStore {
         commit(tx).await
     }
 
-    async fn append(&self, ops: Vec<Operation>, clock: Hlc) -> Result<Vec<Operation>, StoreError> {
-        let tx = self.tx(&[QUEUE, CACHE, META], TransactionMode::ReadWrite)?;
+    async fn append(&self, ops: Vec<Operation>) -> Result<Vec<Operation>, StoreError> {
+        let tx = self.tx(&[QUEUE, CACHE], TransactionMode::ReadWrite)?;
         let queue = tx.store(QUEUE).map_err(backend)?;
         let cache = tx.store(CACHE).map_err(backend)?;
-        let mut out = Vec::with_capacity(ops.len());
-        for mut op in ops {
-            let key = op.doc_key().joined();
-            if needs_base(&op) {
-                let cached = cache.get(key.as_str().into()).await.map_err(backend)?;
-                fill_base(
-                    &mut op,
-                    cached.map(from_js::<Document>).transpose()?.as_ref(),
-                );
-            }
-            op.seq = None;
-            let seq = queue
-                .add(&with_key(&op, &key)?, None)
-                .await
-                .map_err(backend)?;
-            op.seq = seq.as_f64().map(|s| s as u64);
-            out.push(op);
+        let mut ops = ops;
+        // Every request is issued at once and awaited together: IndexedDB pipelines them in
+        // one transaction instead of a round trip per operation.
+        let keys: Vec<String> = ops.iter().map(|o| o.doc_key().joined()).collect();
+        let bases = all_in_order(
+            ops.iter()
+                .zip(&keys)
+                .filter(|(o, _)| needs_base(o))
+                .map(|(_, k)| cache.get(k.as_str().into())),
+        )
+        .await
+        .map_err(backend)?;
+        let mut bases = bases.into_iter();
+        for op in ops.iter_mut().filter(|o| needs_base(o)) {
+            let cached = bases
+                .next()
+                .flatten()
+                .map(from_js::<Document>)
+                .transpose()?;
+            fill_base(op, cached.as_ref());
         }
-        tx.store(META)
-            .map_err(backend)?
-            .put(&meta_record("reloj", clock.to_string().into())?, None)
+        let records = ops
+            .iter_mut()
+            .zip(&keys)
+            .map(|(op, key)| {
+                op.seq = None;
+                with_key(&*op, key)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let seqs = all_in_order(records.iter().map(|r| queue.add(r, None)))
             .await
             .map_err(backend)?;
         commit(tx).await?;
-        Ok(out)
+        for (op, seq) in ops.iter_mut().zip(seqs) {
+            op.seq = seq.as_f64().map(|s| s as u64);
+        }
+        Ok(ops)
     }
 
     async fn pending(&self) -> Result<Vec<Operation>, StoreError> {
@@ -255,18 +282,20 @@ impl Store for IdbStore {
     async fn settle(&self, remove: &[u64], update: &[Operation]) -> Result<(), StoreError> {
         let tx = self.tx(&[QUEUE], TransactionMode::ReadWrite)?;
         let queue = tx.store(QUEUE).map_err(backend)?;
-        for seq in remove {
-            queue
-                .delete(JsValue::from_f64(*seq as f64))
-                .await
-                .map_err(backend)?;
-        }
-        for op in update {
-            queue
-                .put(&with_key(op, &op.doc_key().joined())?, None)
-                .await
-                .map_err(backend)?;
-        }
+        let records = update
+            .iter()
+            .map(|op| with_key(op, &op.doc_key().joined()))
+            .collect::<Result<Vec<_>, _>>()?;
+        all_in_order(
+            remove
+                .iter()
+                .map(|seq| queue.delete(JsValue::from_f64(*seq as f64))),
+        )
+        .await
+        .map_err(backend)?;
+        all_in_order(records.iter().map(|r| queue.put(r, None)))
+            .await
+            .map_err(backend)?;
         commit(tx).await
     }
 
@@ -288,22 +317,61 @@ impl Store for IdbStore {
     async fn apply_changes(&self, changes: &[Change], cursor: u64) -> Result<(), StoreError> {
         let tx = self.tx(&[CACHE, META], TransactionMode::ReadWrite)?;
         let cache = tx.store(CACHE).map_err(backend)?;
-        for change in changes {
-            let key = DocKey::new(&change.doc.collection, &change.doc.doc_id).joined();
-            cache
-                .put(&with_key(&change.doc, &key)?, None)
-                .await
-                .map_err(backend)?;
-        }
+        let records = changes
+            .iter()
+            .map(|c| {
+                with_key(
+                    &c.doc,
+                    &DocKey::new(&c.doc.collection, &c.doc.doc_id).joined(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let cursor_record = meta_record("cursor", JsValue::from_f64(cursor as f64))?;
+        let meta = tx.store(META).map_err(backend)?;
+        let (puts, cursor_put) = futures::join!(
+            all_in_order(records.iter().map(|r| cache.put(r, None))),
+            meta.put(&cursor_record, None)
+        );
+        puts.map_err(backend)?;
+        cursor_put.map_err(backend)?;
+        commit(tx).await
+    }
+
+    async fn save_clock(&self, clock: Hlc) -> Result<(), StoreError> {
+        let tx = self.tx(&[META], TransactionMode::ReadWrite)?;
         tx.store(META)
             .map_err(backend)?
-            .put(
-                &meta_record("cursor", JsValue::from_f64(cursor as f64))?,
-                None,
-            )
+            .put(&meta_record("reloj", clock.to_string().into())?, None)
             .await
             .map_err(backend)?;
         commit(tx).await
+    }
+
+    async fn cached_with_operations(
+        &self,
+        key: &DocKey,
+    ) -> Result<(Option<Document>, Vec<Operation>), StoreError> {
+        // One transaction, both requests in flight at once.
+        let tx = self.tx(&[CACHE, QUEUE], TransactionMode::ReadOnly)?;
+        let cache = tx.store(CACHE).map_err(backend)?;
+        let index = tx
+            .store(QUEUE)
+            .map_err(backend)?
+            .index("documento")
+            .map_err(backend)?;
+        let joined = key.joined();
+        let range = KeyRange::only(&joined.as_str().into()).map_err(|e| backend(e.into()))?;
+        let (doc, ops) = futures::join!(
+            cache.get(joined.as_str().into()),
+            index.get_all(Some(range), None)
+        );
+        let doc = doc.map_err(backend)?.map(from_js).transpose()?;
+        let ops = ops
+            .map_err(backend)?
+            .into_iter()
+            .map(from_js)
+            .collect::<Result<_, _>>()?;
+        Ok((doc, ops))
     }
 
     async fn cached(&self, key: &DocKey) -> Result<Option<Document>, StoreError> {
@@ -334,4 +402,34 @@ impl Store for IdbStore {
         docs.sort_by(|a, b| a.doc_id.cmp(&b.doc_id));
         Ok(docs)
     }
+}
+
+/// Polls every future from the first poll on, in order, and returns their outputs in order:
+/// each IndexedDB request is issued at once, so a transaction pipelines them. (A small
+/// stand-in for `futures::future::try_join_all`, which costs the engine's wasm 10 KB gzipped.)
+async fn all_in_order<T, F: std::future::Future<Output = Result<T, rexie::Error>>>(
+    futures: impl IntoIterator<Item = F>,
+) -> Result<Vec<T>, rexie::Error> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_some() {
+                continue;
+            }
+            match future.as_mut().poll(cx) {
+                std::task::Poll::Ready(Ok(value)) => *output = Some(value),
+                std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(Ok(()))
+        }
+    })
+    .await?;
+    Ok(outputs.into_iter().flatten().collect())
 }

@@ -247,7 +247,7 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
             validate(&op)?;
             ops.push(op);
         }
-        let queued = self.store.append(ops, clock).await?;
+        let queued = self.store.append(ops).await?;
         self.clock.set(clock);
         Ok(queued)
     }
@@ -270,8 +270,7 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         doc_id: &str,
     ) -> Result<Option<Document>, EngineError> {
         let key = DocKey::new(collection, doc_id);
-        let base = self.store.cached(&key).await?;
-        let ops = self.store.operations_for(&key).await?;
+        let (base, ops) = self.store.cached_with_operations(&key).await?;
         Ok(overlay(base, &ops).filter(|d| !d.deleted))
     }
 
@@ -353,6 +352,7 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         let conflicts = self.transport.conflicts(self.store_id()).await?;
         summary.open_conflicts = conflicts.len() as u64;
         *self.conflicts.borrow_mut() = conflicts;
+        self.store.save_clock(self.clock.get()).await?;
         summary.cursor = self.cursor.get();
         summary.pending = self.store.pending_count().await?;
         Ok(summary)

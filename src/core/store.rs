@@ -48,15 +48,25 @@ pub struct Meta {
 /// Device-side storage. Every method that writes is atomic: all of it lands or none of it.
 #[allow(async_fn_in_trait)]
 pub trait Store {
-    /// Reads the metadata.
+    /// Reads the metadata; its clock is the later of the saved one and the newest queued
+    /// operation's.
     async fn load_meta(&self) -> Result<Meta, StoreError>;
     /// Records which store this database belongs to.
     async fn set_store(&self, store: StoreId) -> Result<(), StoreError>;
-    /// Appends operations to the queue and saves the clock, in one transaction, and returns them
-    /// with their queue sequence numbers. It returns only after the write is committed.
-    /// An operation other than a create whose `base_version` is 0 gets the cached document's
-    /// version, read in the same transaction.
-    async fn append(&self, ops: Vec<Operation>, clock: Hlc) -> Result<Vec<Operation>, StoreError>;
+    /// Appends operations to the queue in one transaction and returns them with their queue
+    /// sequence numbers. It returns only after the write is committed. An operation other than
+    /// a create whose `base_version` is 0 gets the cached document's version, read in the same
+    /// transaction. [`Store::load_meta`] must then report a clock at least as late as theirs.
+    async fn append(&self, ops: Vec<Operation>) -> Result<Vec<Operation>, StoreError>;
+    /// Saves the engine's clock (the engine does so after each sync).
+    async fn save_clock(&self, clock: Hlc) -> Result<(), StoreError>;
+    /// A cached document and the queued operations on it, read together.
+    async fn cached_with_operations(
+        &self,
+        key: &DocKey,
+    ) -> Result<(Option<Document>, Vec<Operation>), StoreError> {
+        Ok((self.cached(key).await?, self.operations_for(key).await?))
+    }
     /// The operations still waiting to be sent, in creation order.
     async fn pending(&self) -> Result<Vec<Operation>, StoreError>;
     /// How many operations wait to be sent.
@@ -124,7 +134,12 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     async fn load_meta(&self) -> Result<Meta, StoreError> {
-        Ok(self.inner.borrow().meta.clone())
+        let inner = self.inner.borrow();
+        let last = inner.queue.values().next_back().map(|o| o.clock);
+        Ok(Meta {
+            clock: inner.meta.clock.max(last),
+            ..inner.meta.clone()
+        })
     }
 
     async fn set_store(&self, store: StoreId) -> Result<(), StoreError> {
@@ -132,7 +147,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn append(&self, ops: Vec<Operation>, clock: Hlc) -> Result<Vec<Operation>, StoreError> {
+    async fn append(&self, ops: Vec<Operation>) -> Result<Vec<Operation>, StoreError> {
         let mut inner = self.inner.borrow_mut();
         let mut out = Vec::with_capacity(ops.len());
         for mut op in ops {
@@ -146,8 +161,12 @@ impl Store for MemoryStore {
             inner.queue.insert(seq, op.clone());
             out.push(op);
         }
-        inner.meta.clock = Some(clock);
         Ok(out)
+    }
+
+    async fn save_clock(&self, clock: Hlc) -> Result<(), StoreError> {
+        self.inner.borrow_mut().meta.clock = Some(clock);
+        Ok(())
     }
 
     async fn pending(&self) -> Result<Vec<Operation>, StoreError> {
@@ -291,32 +310,26 @@ pub mod conformance {
     /// Appended operations get increasing sequence numbers and stay pending.
     pub async fn queue_keeps_creation_order_and_counts<S: Store>(s: S) {
         let a = s
-            .append(
-                vec![op(
-                    1,
-                    "ventas",
-                    "v1",
-                    OpKind::Create,
-                    json!({"cantidad": 1}),
-                )],
-                Hlc::new(1),
-            )
+            .append(vec![op(
+                1,
+                "ventas",
+                "v1",
+                OpKind::Create,
+                json!({"cantidad": 1}),
+            )])
             .await
             .unwrap();
         let b = s
-            .append(
-                vec![
-                    op(
-                        2,
-                        "productos",
-                        "p1",
-                        OpKind::Increment,
-                        json!({"stock": -1}),
-                    ),
-                    op(3, "ventas", "v2", OpKind::Create, json!({"cantidad": 2})),
-                ],
-                Hlc::new(1),
-            )
+            .append(vec![
+                op(
+                    2,
+                    "productos",
+                    "p1",
+                    OpKind::Increment,
+                    json!({"stock": -1}),
+                ),
+                op(3, "ventas", "v2", OpKind::Create, json!({"cantidad": 2})),
+            ])
             .await
             .unwrap();
         let seqs: Vec<u64> = a.iter().chain(&b).map(|o| o.seq.unwrap()).collect();
@@ -345,7 +358,6 @@ pub mod conformance {
                 (1..=3)
                     .map(|n| op(n, "ventas", &format!("v{n}"), OpKind::Create, json!({})))
                     .collect(),
-                Hlc::new(1),
             )
             .await
             .unwrap();
@@ -411,19 +423,16 @@ pub mod conformance {
             .await
             .unwrap();
         let out = s
-            .append(
-                vec![
-                    op(
-                        1,
-                        "productos",
-                        "p1",
-                        OpKind::Increment,
-                        json!({"stock": -1}),
-                    ),
-                    op(2, "productos", "p9", OpKind::Update, json!({"stock": 1})),
-                ],
-                Hlc::new(1),
-            )
+            .append(vec![
+                op(
+                    1,
+                    "productos",
+                    "p1",
+                    OpKind::Increment,
+                    json!({"stock": -1}),
+                ),
+                op(2, "productos", "p9", OpKind::Update, json!({"stock": 1})),
+            ])
             .await
             .unwrap();
         assert_eq!(out[0].base_version, 6);
@@ -440,25 +449,35 @@ pub mod conformance {
         assert_eq!(stored[0].base_data, out[0].base_data);
     }
 
-    /// The store id and the clock survive in the metadata.
+    /// The store id and the clock survive in the metadata: the clock is the later of the saved
+    /// one and the newest queued operation's.
     pub async fn meta_remembers_store_and_clock<S: Store>(s: S) {
         assert_eq!(s.load_meta().await.unwrap(), Meta::default());
         s.set_store(42).await.unwrap();
-        let clock = Hlc {
-            millis: 99,
+        let queued = op(7, "ventas", "v", OpKind::Create, json!({}));
+        let queued_clock = queued.clock;
+        s.append(vec![queued]).await.unwrap();
+        let meta = s.load_meta().await.unwrap();
+        assert_eq!(meta.store, Some(42));
+        assert_eq!(meta.clock, Some(queued_clock));
+        let later = Hlc {
+            millis: 99_999,
             counter: 3,
             node: 42,
         };
-        s.append(vec![op(1, "ventas", "v", OpKind::Create, json!({}))], clock)
-            .await
-            .unwrap();
-        let meta = s.load_meta().await.unwrap();
-        assert_eq!(meta.store, Some(42));
-        assert_eq!(meta.clock, Some(clock));
+        s.save_clock(later).await.unwrap();
+        assert_eq!(s.load_meta().await.unwrap().clock, Some(later));
         s.apply_changes(&[], 17).await.unwrap();
         s.reset_cursor(3).await.unwrap();
         let meta = s.load_meta().await.unwrap();
         assert_eq!((meta.cursor, meta.resync), (0, 3));
+        // Reading a document with its operations at once.
+        let (doc, ops) = s
+            .cached_with_operations(&DocKey::new("ventas", "v"))
+            .await
+            .unwrap();
+        assert!(doc.is_none());
+        assert_eq!(ops.len(), 1);
     }
 
     #[cfg(test)]
