@@ -48,6 +48,8 @@ row('size', 'JS glue, gzipped', Math.round(glueGz / 102.4) / 10, 'KB', 'wasm-bin
 // ---- Browser ----
 const dir = mkdtempSync(join(tmpdir(), 'pos-sync-bench-'));
 copyFileSync('node_modules/dexie/dist/dexie.mjs', 'www/bench/dexie.mjs');
+execFileSync('node_modules/.bin/esbuild', ['bench/workbox-sw.js', '--bundle', '--format=iife', '--minify',
+  '--define:process.env.NODE_ENV="production"', '--outfile=www/bench/workbox-sw.js', '--log-level=warning']);
 const hub = await startHub({ dbPath: join(dir, 'bench.db') });
 const browser = await launchBrowser();
 try {
@@ -57,7 +59,7 @@ try {
       id: randomUUID(), tienda: 0, coleccion: 'productos', objeto_id: `P${i + k}`, operacion: 'crear',
       datos: { nombre: `Producto ${i + k}`, precio: '9.99', stock: 1e9 }, reloj: `${Date.now()}-00000-0` })) });
   }
-  for (const tienda of [1, 2, 3]) await post(hub.url, '/configuracion/', { tienda, tamano_lote: BATCH, colecciones_cache: ['productos'] });
+  for (const tienda of [1, 2, 3, 4]) await post(hub.url, '/configuracion/', { tienda, tamano_lote: BATCH, colecciones_cache: ['productos'] });
   const page = await (await browser.newContext()).newPage();
   await page.goto(`${hub.url}/bench/`);
   await page.waitForFunction(() => window.benchReady === true);
@@ -69,12 +71,16 @@ try {
   row('enqueue', 'pos-sync enqueueMany, batches of 100', e.posSyncBatched, 'ops/s', cond, { peer: 'raw IndexedDB, all in one transaction', peerValue: e.rawOneTx, target: '≥ 0.8× raw', pass: e.posSyncBatched >= 0.8 * e.rawOneTx });
   row('enqueue', 'pos-sync enqueue vs Dexie add', e.posSyncPerOp, 'ops/s', cond, { peer: 'Dexie add', peerValue: e.dexieAdd, target: '> Dexie', pass: e.posSyncPerOp > e.dexieAdd });
   row('enqueue', 'pos-sync enqueueMany vs Dexie bulkAdd (100)', e.posSyncBatched, 'ops/s', cond, { peer: 'Dexie bulkAdd', peerValue: e.dexieBulkAdd, target: '> Dexie', pass: e.posSyncBatched > e.dexieBulkAdd });
-  row('enqueue', 'Workbox background-sync pushRequest', null, 'ops/s', cond, { target: 'pos-sync faster', pass: null });
+  const w = await page.evaluate(([n]) => window.bench.workbox(n), [N]);
+  row('enqueue', 'pos-sync enqueue vs Workbox pushRequest', e.posSyncPerOp, 'ops/s', `${cond}; Workbox 7 background-sync Queue in a service worker, one request per sale`,
+    { peer: 'Workbox pushRequest', peerValue: w.pushRequest });
+  const workboxOnHub = await (await fetch(`${hub.url}/api/sincronizacion/cola/?tienda=3&limit=1`)).json();
+  if (w.left !== 0 || workboxOnHub.count !== N) throw new Error(`Workbox replayed ${workboxOnHub.count} of ${N} (${w.left} left)`);
 
   const d = await page.evaluate(([n]) => window.bench.drain(n, 1), [N]);
   if (d.applied !== N || d.pending !== 0) throw new Error(`the drain applied ${d.applied} of ${N}, ${d.pending} left`);
   row('drain', 'online → all applied on the hub', d.opsPerSecond, 'ops/s', `${N} queued sales, batches of ${BATCH} (${d.batches} pushes), one page, SQLite hub (WAL, synchronous=FULL) on loopback`,
-    { peer: 'Workbox replaying the same requests', peerValue: null, target: '≥ 20,000 ops/s and ≥ 20× Workbox', pass: d.opsPerSecond >= 20000 ? null : false });
+    { peer: 'Workbox replayRequests of the same sales to the same hub', peerValue: w.replay, target: '≥ 20,000 ops/s and ≥ 20× Workbox', pass: d.opsPerSecond >= 20000 && d.opsPerSecond >= 20 * w.replay });
 
   const o = await page.evaluate(([n]) => window.bench.openTime(n, 15), [N]);
   row('open', 'PosSync.open, median of 15', o.medianMs, 'ms', `${o.pending} pending operations, ${o.cached} cached products, ${durability}`, { target: '< 50 ms', pass: o.medianMs < 50 });
@@ -85,12 +91,17 @@ try {
   await hub.stop();
   rmSync(dir, { recursive: true, force: true });
   rmSync('www/bench/dexie.mjs', { force: true });
+  rmSync('www/bench/workbox-sw.js', { force: true });
 }
 
 // ---- Hub ----
-const load = JSON.parse(execFileSync('target/release/examples/hub_load', ['--stores', '50', '--batch', String(BATCH), '--rounds', quick ? '4' : '20'], { encoding: 'utf8' }).trim().split('\n').pop());
-row('hub', 'push throughput, 50 concurrent stores', load.hub_ops_per_s, 'ops/s', `${load.operations} operations in batches of ${load.batch}, real HTTP on loopback, ${load.durability}; p50 ${load.p50_ms.toFixed(1)} ms, p99 ${load.p99_ms.toFixed(1)} ms`,
-  { peer: 'raw SQLite batched inserts of the same rows', peerValue: load.raw_sqlite_ops_per_s, target: '≥ 0.5× raw SQLite', pass: load.hub_ops_per_s >= 0.5 * load.raw_sqlite_ops_per_s });
+// The hub's figures vary from run to run on a shared 2-core machine (fsync times): the median of 3.
+const loads = [1, 2, 3].map(() => JSON.parse(execFileSync('target/release/examples/hub_load', ['--stores', '50', '--batch', String(BATCH), '--rounds', quick ? '4' : '20'], { encoding: 'utf8' }).trim().split('\n').pop()));
+loads.sort((a, b) => a.hub_ops_per_s - b.hub_ops_per_s);
+const load = loads[1];
+const raws = loads.map((l) => l.raw_sqlite_ops_per_s).sort((a, b) => a - b);
+row('hub', 'push throughput, 50 concurrent stores', load.hub_ops_per_s, 'ops/s', `median of 3 runs (${loads[0].hub_ops_per_s}–${loads[2].hub_ops_per_s}); ${load.operations} operations in batches of ${load.batch}, real HTTP on loopback, ${load.durability}; p50 ${load.p50_ms.toFixed(1)} ms, p99 ${load.p99_ms.toFixed(1)} ms`,
+  { peer: 'raw SQLite batched inserts of the same rows (median)', peerValue: raws[1], target: '≥ 0.5× raw SQLite', pass: load.hub_ops_per_s >= 0.5 * raws[1] });
 row('hub', 'hub resident memory after the load', Math.round(load.hub_rss_kib / 1024), 'MiB', 'VmRSS of the hub process', { target: 'reported only' });
 
 // ---- Output ----

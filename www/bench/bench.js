@@ -149,3 +149,20 @@ export async function drain(n, storeId) {
   engine.close();
   return { opsPerSecond: rate(n, ms), ms: Math.round(ms), applied: summary.applied, pending: summary.pending, batches: summary.batches };
 }
+
+/** Workbox's background-sync queue in a service worker: `pushRequest` for `n` sales (one
+ * request each), then `replayRequests` to the same hub. */
+export async function workbox(n) {
+  const registration = await navigator.serviceWorker.register('/bench/workbox-sw.js', { scope: '/bench/' });
+  await navigator.serviceWorker.ready;
+  const worker = registration.active;
+  const ask = (message) => new Promise((resolve, reject) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = (e) => (e.data.error ? reject(new Error(e.data.error)) : resolve(e.data));
+    worker.postMessage(message, [channel.port2]);
+  });
+  const pushed = await ask({ cmd: 'push', n, hub: location.origin, name: unique('workbox') });
+  if (pushed.size !== n) throw new Error(`Workbox queued ${pushed.size} of ${n}`);
+  const replayed = await ask({ cmd: 'replay' });
+  return { pushRequest: rate(n, pushed.ms), replay: rate(n, replayed.ms), left: replayed.size };
+}
