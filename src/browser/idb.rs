@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
 
+use super::convert;
 use crate::core::clock::Hlc;
 use crate::core::model::{DocKey, Document, OpStatus, Operation, StoreId};
 use crate::core::protocol::Change;
@@ -91,14 +92,21 @@ fn backend(e: rexie::Error) -> StoreError {
 }
 
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, StoreError> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+    convert::to_js(value)
         .map_err(|e| StoreError::Backend(format!("could not encode a record: {e}")))
 }
 
 fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, StoreError> {
-    serde_wasm_bindgen::from_value(value)
+    convert::from_record(value)
         .map_err(|e| StoreError::Backend(format!("could not decode a record: {e}")))
+}
+
+/// A record as stored: the value's own fields and its `clave` (the index key).
+#[derive(serde::Serialize)]
+struct Record<'a, T> {
+    #[serde(flatten)]
+    value: &'a T,
+    clave: &'a str,
 }
 
 /// A record with its `clave` (index key) set beside the value's own fields.
@@ -185,38 +193,45 @@ impl Store for IdbStore {
     }
 
     async fn append(&self, ops: Vec<Operation>) -> Result<Vec<Operation>, StoreError> {
-        let tx = self.tx(&[QUEUE, CACHE], TransactionMode::ReadWrite)?;
-        let queue = tx.store(QUEUE).map_err(backend)?;
-        let cache = tx.store(CACHE).map_err(backend)?;
         let mut ops = ops;
+        let keys: Vec<String> = ops.iter().map(|o| o.doc_key().joined()).collect();
+        // Only a transaction that must read base versions spans the cache too.
+        let reads_cache = ops.iter().any(needs_base);
+        let stores: &[&str] = if reads_cache {
+            &[QUEUE, CACHE]
+        } else {
+            &[QUEUE]
+        };
+        let tx = self.tx(stores, TransactionMode::ReadWrite)?;
+        let queue = tx.store(QUEUE).map_err(backend)?;
         // Every request is issued at once and awaited together: IndexedDB pipelines them in
         // one transaction instead of a round trip per operation.
-        let keys: Vec<String> = ops.iter().map(|o| o.doc_key().joined()).collect();
-        let bases = all_in_order(
-            ops.iter()
-                .zip(&keys)
-                .filter(|(o, _)| needs_base(o))
-                .map(|(_, k)| cache.get(k.as_str().into())),
-        )
-        .await
-        .map_err(backend)?;
-        let mut bases = bases.into_iter();
-        for op in ops.iter_mut().filter(|o| needs_base(o)) {
-            let cached = bases
-                .next()
-                .flatten()
-                .map(from_js::<Document>)
-                .transpose()?;
-            fill_base(op, cached.as_ref());
+        if reads_cache {
+            let cache = tx.store(CACHE).map_err(backend)?;
+            let wanted = ops.iter().zip(&keys).filter(|(o, _)| needs_base(o));
+            let bases = all_in_order(wanted.map(|(_, k)| cache.get(k.as_str().into())))
+                .await
+                .map_err(backend)?;
+            let mut bases = bases.into_iter();
+            for op in ops.iter_mut().filter(|o| needs_base(o)) {
+                let cached = bases
+                    .next()
+                    .flatten()
+                    .map(from_js::<Document>)
+                    .transpose()?;
+                fill_base(op, cached.as_ref());
+            }
         }
-        let records = ops
-            .iter_mut()
+        for op in ops.iter_mut() {
+            op.seq = None;
+        }
+        // All records cross into JS as one JSON text.
+        let records: Vec<Record<'_, Operation>> = ops
+            .iter()
             .zip(&keys)
-            .map(|(op, key)| {
-                op.seq = None;
-                with_key(&*op, key)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(value, clave)| Record { value, clave })
+            .collect();
+        let records: Vec<JsValue> = js_sys::Array::from(&to_js(&records)?).to_vec();
         let seqs = all_in_order(records.iter().map(|r| queue.add(r, None)))
             .await
             .map_err(backend)?;

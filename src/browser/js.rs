@@ -200,15 +200,10 @@ pub(crate) fn invalid(message: String) -> JsValue {
 }
 
 pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| js_error("PosSyncProtocolError", &e.to_string()))
+    super::convert::to_js(value).map_err(|e| js_error("PosSyncProtocolError", &e))
 }
 
-/// Reads a JS value through JSON's data model, so that `deny_unknown_fields` sees every key
-/// (serde-wasm-bindgen reads only the fields a struct names).
+/// Reads a JS value as `T` (through JSON, so `deny_unknown_fields` sees every key).
 pub(crate) fn from_js<T: serde::de::DeserializeOwned>(value: JsValue) -> Result<T, String> {
-    let json: serde_json::Value =
-        serde_wasm_bindgen::from_value(value).map_err(|e| e.to_string())?;
-    serde_json::from_value(json).map_err(|e| e.to_string())
+    super::convert::from_js_json(&value)
 }

@@ -2,6 +2,7 @@
 //! IndexedDB ([`idb`]), `fetch` ([`http`]), the JS host ([`env`]) and JavaScript ([`api`]).
 
 pub mod api;
+pub mod convert;
 pub mod env;
 pub mod http;
 pub mod idb;
