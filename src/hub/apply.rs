@@ -11,6 +11,8 @@
 //! 4. floors: an increment that leaves a field below its floor (stock below zero) is applied
 //!    (the customer has the goods) and opens one inventory conflict for the document.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 use sqlx::{Row, Sqlite, Transaction};
 
@@ -57,6 +59,7 @@ pub enum Outcome {
 }
 
 /// A document with the hub's bookkeeping.
+#[derive(Clone)]
 pub struct Stored {
     /// The document.
     pub doc: Document,
@@ -122,16 +125,98 @@ pub async fn write(
     Ok(())
 }
 
-/// Whether a live document exists.
-async fn exists(tx: &mut Tx<'_>, collection: &str, doc_id: &str) -> Result<bool, AppError> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT eliminado FROM documentos WHERE coleccion = ? AND objeto_id = ?",
-    )
-    .bind(collection)
-    .bind(doc_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(found == Some(0))
+/// The documents one transaction has read or written, so a batch reads each document once.
+/// Every write of a document in the transaction must go through [`Docs::write`].
+#[derive(Default)]
+pub struct Docs {
+    map: HashMap<(String, String), Option<Stored>>,
+}
+
+impl Docs {
+    /// Reads many documents in one query (absent ones are remembered as absent).
+    pub async fn preload(
+        &mut self,
+        tx: &mut Tx<'_>,
+        keys: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), AppError> {
+        let wanted: Vec<(String, String)> = keys
+            .into_iter()
+            .filter(|k| !self.map.contains_key(k))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in wanted.chunks(400) {
+            let values = vec!["(?, ?)"; chunk.len()].join(", ");
+            let sql = format!("SELECT coleccion, objeto_id, version, datos, eliminado, campos FROM documentos WHERE (coleccion, objeto_id) IN (VALUES {values})");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (c, d) in chunk {
+                query = query.bind(c).bind(d);
+            }
+            for r in query.fetch_all(&mut **tx).await? {
+                let key = (
+                    r.get::<String, _>("coleccion"),
+                    r.get::<String, _>("objeto_id"),
+                );
+                let stored = stored_from(&r, &key.0, &key.1)?;
+                self.map.insert(key, Some(stored));
+            }
+            for k in chunk {
+                self.map.entry(k.clone()).or_insert(None);
+            }
+        }
+        Ok(())
+    }
+
+    /// One document, from the cache or the database.
+    pub async fn get(
+        &mut self,
+        tx: &mut Tx<'_>,
+        collection: &str,
+        doc_id: &str,
+    ) -> Result<Option<Stored>, AppError> {
+        let key = (collection.to_owned(), doc_id.to_owned());
+        if let Some(found) = self.map.get(&key) {
+            return Ok(found.clone());
+        }
+        let found = load(tx, collection, doc_id).await?;
+        self.map.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// Writes a document (next commit sequence) and remembers it.
+    pub async fn write(
+        &mut self,
+        tx: &mut Tx<'_>,
+        stored: Stored,
+        clock: &str,
+        now: &str,
+        seq: &mut i64,
+    ) -> Result<(), AppError> {
+        write(tx, &stored, clock, now, seq).await?;
+        self.map.insert(
+            (stored.doc.collection.clone(), stored.doc.doc_id.clone()),
+            Some(stored),
+        );
+        Ok(())
+    }
+}
+
+fn stored_from(
+    r: &sqlx::sqlite::SqliteRow,
+    collection: &str,
+    doc_id: &str,
+) -> Result<Stored, AppError> {
+    Ok(Stored {
+        doc: Document {
+            collection: collection.to_owned(),
+            doc_id: doc_id.to_owned(),
+            version: r.get::<i64, _>("version") as u64,
+            data: super::db::fields_from(r.get("datos"))?,
+            deleted: r.get::<i64, _>("eliminado") != 0,
+        },
+        stamps: serde_json::from_str(r.get("campos"))
+            .map_err(|e| AppError::Database(sqlx::Error::Decode(Box::new(e))))?,
+    })
 }
 
 /// A new conflict row; returns its id.
@@ -173,12 +258,13 @@ fn strategy_name(s: Strategy) -> String {
 /// Processes one operation against the hub's data, writing what it decides.
 pub async fn process(
     tx: &mut Tx<'_>,
+    docs: &mut Docs,
     op: &Operation,
     config: &StoreConfig,
     now: &str,
     seq: &mut i64,
 ) -> Result<Outcome, AppError> {
-    let current = load(tx, &op.collection, &op.doc_id).await?;
+    let current = docs.get(tx, &op.collection, &op.doc_id).await?;
     let live = current.as_ref().filter(|s| !s.doc.deleted);
     let key = DocKey::new(&op.collection, &op.doc_id);
 
@@ -199,7 +285,11 @@ pub async fn process(
         OpKind::Create => {
             for (field, target) in config.referencias.get(&op.collection).into_iter().flatten() {
                 if let Some(Value::String(parent)) = op.data.get(field) {
-                    if !exists(tx, target, parent).await? {
+                    if !docs
+                        .get(tx, target, parent)
+                        .await?
+                        .is_some_and(|s| !s.doc.deleted)
+                    {
                         return Ok(Outcome::Deferred {
                             waits: DocKey::new(target, parent).joined(),
                             reason: format!(
@@ -259,7 +349,7 @@ pub async fn process(
                         next.doc.version,
                         op.clock,
                     );
-                    write(tx, &next, &clock, now, seq).await?;
+                    docs.write(tx, next.clone(), &clock, now, seq).await?;
                 }
                 let name = strategy_name(strategy);
                 let id = open_conflict(tx, op, "campos", &fields, &before, &name, now).await?;
@@ -314,7 +404,7 @@ pub async fn process(
         doc,
         stamps: next_stamps,
     };
-    write(tx, &next, &clock, now, seq).await?;
+    docs.write(tx, next.clone(), &clock, now, seq).await?;
 
     // 4. Floors.
     let floors = config

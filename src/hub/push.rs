@@ -12,13 +12,13 @@
 //! applied, and the store sends it again. One sync-history row is written in the same
 //! transaction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::apply::{process, Outcome, Tx};
+use super::apply::{process, Docs, Outcome, Tx};
 use super::db::Db;
 use super::error::AppError;
 use super::queue::{record, result_of, retry_waiting};
@@ -72,12 +72,36 @@ impl Db {
         let mut seq: i64 = sqlx::query_scalar("SELECT valor FROM secuencia WHERE id = 1")
             .fetch_one(&mut *tx)
             .await?;
+        // Read, in a few queries, every document the batch touches or refers to, and which of
+        // its ids the hub already holds.
+        let mut docs = Docs::default();
+        let mut keys = Vec::new();
+        for op in &request.operations {
+            keys.push((op.collection.clone(), op.doc_id.clone()));
+            for (field, target) in config.referencias.get(&op.collection).into_iter().flatten() {
+                if let Some(serde_json::Value::String(parent)) = op.data.get(field) {
+                    keys.push((target.clone(), parent.clone()));
+                }
+            }
+        }
+        docs.preload(&mut tx, keys).await?;
+        let mut known = known_ids(&mut tx, &request.operations).await?;
         let mut tally = Tally::default();
         let mut results = Vec::with_capacity(request.operations.len());
         let mut created = BTreeSet::new();
         for op in &request.operations {
-            let result =
-                apply_one(&mut tx, request.store, op, &config, &now, log_id, &mut seq).await?;
+            let result = apply_one(
+                &mut tx,
+                &mut docs,
+                &mut known,
+                request.store,
+                op,
+                &config,
+                &now,
+                log_id,
+                &mut seq,
+            )
+            .await?;
             match (result.status, result.duplicate) {
                 (_, true) => tally.duplicates += 1,
                 (OpStatus::Applied, _) => {
@@ -138,6 +162,8 @@ impl Db {
 
 async fn apply_one(
     tx: &mut Tx<'_>,
+    docs: &mut Docs,
+    known: &mut HashSet<String>,
     batch_store: u64,
     op: &Operation,
     config: &StoreConfig,
@@ -147,12 +173,17 @@ async fn apply_one(
 ) -> Result<OpResult, AppError> {
     let id = op.id.hyphenated().to_string();
     let huella = fingerprint(op);
-    let seen = sqlx::query(
+    // Only an id the hub already holds needs its record read (most ids are new).
+    let seen = if !known.contains(&id) {
+        None
+    } else {
+        sqlx::query(
         "SELECT estado, version, error, codigo, huella, conflicto FROM operaciones WHERE id = ?",
     )
     .bind(&id)
     .fetch_optional(&mut **tx)
-    .await?;
+    .await?
+    };
     if let Some(row) = seen {
         let recorded: String = row.get("huella");
         if recorded != huella {
@@ -191,8 +222,26 @@ async fn apply_one(
             message: e.to_string(),
         }
     } else {
-        process(tx, op, config, now, seq).await?
+        process(tx, docs, op, config, now, seq).await?
     };
     record(tx, op, &huella, log_id, &outcome, now).await?;
+    known.insert(id);
     Ok(result_of(op.id, &outcome))
+}
+
+/// The ids of `ops` the hub already holds, in one query per 500.
+async fn known_ids(tx: &mut Tx<'_>, ops: &[Operation]) -> Result<HashSet<String>, AppError> {
+    let mut known = HashSet::new();
+    for chunk in ops.chunks(500) {
+        let sql = format!(
+            "SELECT id FROM operaciones WHERE id IN ({})",
+            vec!["?"; chunk.len()].join(",")
+        );
+        let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+        for op in chunk {
+            query = query.bind(op.id.hyphenated().to_string());
+        }
+        known.extend(query.fetch_all(&mut **tx).await?);
+    }
+    Ok(known)
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use super::apply::{open_conflict, process, Outcome, Tx};
+use super::apply::{open_conflict, process, Docs, Outcome, Tx};
 use super::db::Db;
 use super::error::AppError;
 use crate::core::config::StoreConfig;
@@ -168,13 +168,14 @@ async fn rerecord(
 /// integrity conflict.
 async fn retry(
     tx: &mut Tx<'_>,
+    docs: &mut Docs,
     op: &Operation,
     attempts: i64,
     config: &StoreConfig,
     now: &str,
     seq: &mut i64,
 ) -> Result<Outcome, AppError> {
-    let mut outcome = process(tx, op, config, now, seq).await?;
+    let mut outcome = process(tx, docs, op, config, now, seq).await?;
     let attempts = attempts + 1;
     if let Outcome::Deferred { reason, .. } = &outcome {
         if attempts >= i64::from(config.intentos_integridad) {
@@ -208,6 +209,7 @@ pub async fn retry_waiting(
     }
     let rows = query.fetch_all(&mut **tx).await?;
     let mut configs = HashMap::new();
+    let mut docs = Docs::default();
     for row in &rows {
         let held = super::db::hub_operation(row)?;
         let config = match configs.get(&held.op.store) {
@@ -216,7 +218,16 @@ pub async fn retry_waiting(
                 .entry(held.op.store)
                 .or_insert(super::config::load(tx, held.op.store).await?),
         };
-        retry(tx, &held.op, i64::from(held.op.attempts), config, now, seq).await?;
+        retry(
+            tx,
+            &mut docs,
+            &held.op,
+            i64::from(held.op.attempts),
+            config,
+            now,
+            seq,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -260,6 +271,7 @@ impl Db {
             .await?;
         let mut run = QueueRun::default();
         let mut configs = HashMap::new();
+        let mut docs = Docs::default();
         for row in &rows {
             let held = super::db::hub_operation(row)?;
             let config = match configs.get(&held.op.store) {
@@ -270,7 +282,11 @@ impl Db {
             };
             let attempts: i64 = row.get("intentos");
             run.procesadas += 1;
-            match retry(&mut tx, &held.op, attempts, config, &now, &mut seq).await? {
+            match retry(
+                &mut tx, &mut docs, &held.op, attempts, config, &now, &mut seq,
+            )
+            .await?
+            {
                 Outcome::Applied { .. } => run.aplicadas += 1,
                 Outcome::Deferred { .. } => run.diferidas += 1,
                 Outcome::Conflict { .. } => run.conflictos += 1,

@@ -22,7 +22,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use super::apply::{load, process, write, Outcome, Stored};
+use super::apply::{load, process, write, Docs, Outcome, Stored};
 use super::db::hub_operation;
 use super::error::AppError;
 use super::extract::JsonBody;
@@ -369,7 +369,7 @@ impl Db {
             ("integridad", Choice::Store) => {
                 // Apply it now: its parent may have arrived; if not, the store's data is written anyway.
                 let config = super::config::load(&mut tx, op.store).await?;
-                match process(&mut tx, &op, &config, &now, &mut seq).await? {
+                match process(&mut tx, &mut Docs::default(), &op, &config, &now, &mut seq).await? {
                     Outcome::Applied { .. } => {}
                     _ => {
                         let live = current.as_ref().filter(|s| !s.doc.deleted).map(|s| &s.doc);
