@@ -285,11 +285,8 @@ pub async fn process(
         OpKind::Create => {
             for (field, target) in config.referencias.get(&op.collection).into_iter().flatten() {
                 if let Some(Value::String(parent)) = op.data.get(field) {
-                    if !docs
-                        .get(tx, target, parent)
-                        .await?
-                        .is_some_and(|s| !s.doc.deleted)
-                    {
+                    let parent_doc = docs.get(tx, target, parent).await?;
+                    if parent_doc.is_none_or(|s| s.doc.deleted) {
                         return Ok(Outcome::Deferred {
                             waits: DocKey::new(target, parent).joined(),
                             reason: format!(

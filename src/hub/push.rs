@@ -160,6 +160,8 @@ impl Db {
     }
 }
 
+// The batch's shared state travels as separate borrows, so each stays checkable on its own.
+#[allow(clippy::too_many_arguments)]
 async fn apply_one(
     tx: &mut Tx<'_>,
     docs: &mut Docs,
