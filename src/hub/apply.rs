@@ -78,20 +78,7 @@ pub async fn load(
         .bind(doc_id)
         .fetch_optional(&mut **tx)
         .await?;
-    row.map(|r| {
-        Ok(Stored {
-            doc: Document {
-                collection: collection.to_owned(),
-                doc_id: doc_id.to_owned(),
-                version: r.get::<i64, _>("version") as u64,
-                data: super::db::fields_from(r.get("datos"))?,
-                deleted: r.get::<i64, _>("eliminado") != 0,
-            },
-            stamps: serde_json::from_str(r.get("campos"))
-                .map_err(|e| AppError::Database(sqlx::Error::Decode(Box::new(e))))?,
-        })
-    })
-    .transpose()
+    row.map(|r| stored_from(&r, collection, doc_id)).transpose()
 }
 
 /// Writes a document with the next commit sequence.

@@ -194,6 +194,18 @@ async fn retry(
     Ok(outcome)
 }
 
+/// One store's configuration, read once per pass.
+async fn config_for<'c>(
+    tx: &mut Tx<'_>,
+    configs: &'c mut HashMap<u64, StoreConfig>,
+    store: u64,
+) -> Result<&'c StoreConfig, AppError> {
+    if let std::collections::hash_map::Entry::Vacant(slot) = configs.entry(store) {
+        slot.insert(super::config::load(tx, store).await?);
+    }
+    Ok(&configs[&store])
+}
+
 /// Retries the deferred operations waiting for any of `keys` (documents just created).
 pub async fn retry_waiting(
     tx: &mut Tx<'_>,
@@ -212,12 +224,7 @@ pub async fn retry_waiting(
     let mut docs = Docs::default();
     for row in &rows {
         let held = super::db::hub_operation(row)?;
-        let config = match configs.get(&held.op.store) {
-            Some(c) => c,
-            None => configs
-                .entry(held.op.store)
-                .or_insert(super::config::load(tx, held.op.store).await?),
-        };
+        let config = config_for(tx, &mut configs, held.op.store).await?;
         retry(
             tx,
             &mut docs,
@@ -274,12 +281,7 @@ impl Db {
         let mut docs = Docs::default();
         for row in &rows {
             let held = super::db::hub_operation(row)?;
-            let config = match configs.get(&held.op.store) {
-                Some(c) => c,
-                None => configs
-                    .entry(held.op.store)
-                    .or_insert(super::config::load(&mut tx, held.op.store).await?),
-            };
+            let config = config_for(&mut tx, &mut configs, held.op.store).await?;
             let attempts: i64 = row.get("intentos");
             run.procesadas += 1;
             match retry(
