@@ -4,6 +4,8 @@
 
 use std::cell::{Cell, RefCell};
 
+pub mod hubops;
+
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
