@@ -20,6 +20,9 @@ else
   wasm_flag=""; wasm_dir=debug; hub_flag=""
 fi
 
+# The optimiser and the package template need the npm dependencies (and the rest of setup).
+bash scripts/setup.sh >/dev/null
+
 echo "==> building the engine (wasm32, $profile)"
 cargo build --lib --target wasm32-unknown-unknown $wasm_flag
 rm -rf pkg && mkdir -p pkg

@@ -496,3 +496,91 @@ async fn two_stores_selling_the_last_unit_keep_both_sales_and_open_one_inventory
         0
     );
 }
+
+#[tokio::test]
+async fn keeping_a_held_operations_data_does_not_undo_a_later_write_to_the_same_field() {
+    let router = hub().await;
+    configure(
+        &router,
+        json!({"tienda": 3, "estrategias": {"clientes": "manual"}}),
+    )
+    .await;
+    push(
+        &router,
+        0,
+        vec![op(
+            1,
+            0,
+            "clientes",
+            "C1",
+            "crear",
+            json!({"nombre": "Ana", "tel": "0"}),
+            0,
+            1_000,
+        )],
+    )
+    .await;
+    push(
+        &router,
+        1,
+        vec![op(
+            2,
+            1,
+            "clientes",
+            "C1",
+            "actualizar",
+            json!({"nombre": "hub"}),
+            1,
+            2_000,
+        )],
+    )
+    .await;
+    let held = push(
+        &router,
+        3,
+        vec![op(
+            3,
+            3,
+            "clientes",
+            "C1",
+            "actualizar",
+            json!({"nombre": "old", "tel": "3"}),
+            1,
+            3_000,
+        )],
+    )
+    .await;
+    assert_eq!(held[0]["estado"], "conflicto");
+    // The same store writes the name again, from the current version: no conflict.
+    let later = push(
+        &router,
+        3,
+        vec![op(
+            4,
+            3,
+            "clientes",
+            "C1",
+            "actualizar",
+            json!({"nombre": "new"}),
+            2,
+            4_000,
+        )],
+    )
+    .await;
+    assert_eq!(later[0]["estado"], "aplicada");
+    let body = json!({"resolucion": "local", "usuario": "ana"}).to_string();
+    let (status, resolved) = call(
+        &router,
+        "POST",
+        &format!("{PUSH}{}/resolver/", id(3)),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    let c1 = doc(&router, "clientes", "C1").await;
+    assert_eq!(c1["datos"]["nombre"], "new", "the later write stands");
+    assert_eq!(
+        c1["datos"]["tel"], "3",
+        "the held operation's other field lands"
+    );
+}

@@ -240,3 +240,230 @@ async fn the_sincronizar_command_processes_the_queue_and_orders_full_resyncs() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no database"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_configuration_update_merges_into_the_maps_and_inconsistent_or_huge_ones_are_refused() {
+    let router = hub().await;
+    configure(
+        &router,
+        json!({"tienda": 3, "estrategias": {"clientes": "manual"}}),
+    )
+    .await;
+    let c = get(&router, "/api/sincronizacion/configuracion/3/").await;
+    assert_eq!(
+        c["estrategias"],
+        json!({"clientes": "manual", "productos": "campos", "ventas": "servidor"}),
+        "the defaults stay"
+    );
+    configure(&router, json!({"tienda": 3, "estrategias": {"clientes": null}, "reglas": {"productos": {"precio": null}}})).await;
+    let c = get(&router, "/api/sincronizacion/configuracion/3/").await;
+    assert_eq!(
+        c["estrategias"],
+        json!({"productos": "campos", "ventas": "servidor"}),
+        "null removes a key"
+    );
+    assert_eq!(
+        c["reglas"]["productos"],
+        json!({"nombre": "ultimo", "stock": "suma"})
+    );
+    let many: serde_json::Map<String, Value> =
+        (0..201).map(|i| (format!("c{i}"), json!(1))).collect();
+    for (bad, field) in [
+        (
+            json!({"tienda": 3, "reglas": {"prodcutos": {"stock": "max"}}}),
+            "reglas",
+        ),
+        (
+            json!({"tienda": 3, "colecciones_cache": ["a", "a"]}),
+            "colecciones_cache",
+        ),
+        (json!({"tienda": 3, "prioridades": many}), "prioridades"),
+        (
+            json!({"tienda": 3, "referencias": {"ventas": {"venta": "ventas"}}}),
+            "referencias",
+        ),
+    ] {
+        let (status, body) = call(
+            &router,
+            "POST",
+            "/api/sincronizacion/configuracion/",
+            Some(&bad.to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.get(field).is_some(), "{body}");
+    }
+    let huge = json!({"tienda": 3, "x": "a".repeat(70_000)}).to_string();
+    let (status, body) = call(
+        &router,
+        "POST",
+        "/api/sincronizacion/configuracion/",
+        Some(&huge),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(
+        get(&router, "/api/sincronizacion/configuracion/3/").await,
+        c,
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn one_allowed_attempt_makes_the_push_an_integrity_conflict_that_keeps_its_cause() {
+    let router = hub().await;
+    configure(&router, json!({"tienda": 1, "intentos_integridad": 1})).await;
+    let r = push(
+        &router,
+        1,
+        vec![op(
+            30,
+            1,
+            "productos",
+            "GHOST",
+            "incrementar",
+            json!({"stock": -3}),
+            0,
+            1_000,
+        )],
+    )
+    .await;
+    assert_eq!(r[0]["estado"], "conflicto");
+    assert!(
+        r[0]["error"].as_str().unwrap().contains("does not exist"),
+        "{}",
+        r[0]
+    );
+    // Keeping the store's data would create the product at -3, below its floor: refused.
+    let c = get(&router, "/api/sincronizacion/conflictos/?tipo=integridad").await;
+    let body = json!({"conflicto": c["results"][0]["id"], "resolucion": "local", "usuario": "ana"});
+    let (status, answer) = call(
+        &router,
+        "POST",
+        "/api/sincronizacion/conflictos/",
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["resolucion"][0].as_str().unwrap().contains("floor"));
+    // Malformed resolutions name their field.
+    let id = c["results"][0]["id"].clone();
+    for (bad, field) in [
+        (
+            json!({"conflicto": id, "resolucion": "servidor", "datos": {"stock": 0}, "usuario": "ana"}),
+            "datos",
+        ),
+        (
+            json!({"conflicto": id, "resolucion": "personalizado", "datos": {}, "usuario": "ana"}),
+            "datos",
+        ),
+        (
+            json!({"conflicto": id, "resolucion": "servidor"}),
+            "usuario",
+        ),
+        (
+            json!({"conflicto": id, "resolucion": "servidor", "usuario": "x".repeat(151)}),
+            "usuario",
+        ),
+    ] {
+        let (status, answer) = call(
+            &router,
+            "POST",
+            "/api/sincronizacion/conflictos/",
+            Some(&bad.to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {answer}");
+        assert!(answer.get(field).is_some(), "{answer}");
+    }
+    // Bad path parameters answer in the JSON error shape.
+    for path in [
+        "/api/sincronizacion/conflictos/abc/",
+        "/api/sincronizacion/configuracion/abc/",
+    ] {
+        let (status, answer) = call(&router, "GET", path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(answer["code"], "not_found", "{answer}");
+    }
+    let (status, answer) = call(
+        &router,
+        "POST",
+        &format!("{PUSH}not-a-uuid/procesar/"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(answer["code"], "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sincronizar_waits_for_a_busy_hub_instead_of_failing() {
+    let dir = std::env::temp_dir().join(format!("pos-sync-busy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hub.db");
+    let router = pos_sync::hub::app(
+        pos_sync::hub::AppState::new(pos_sync::hub::Db::open(&path).await.unwrap()),
+        &Default::default(),
+    );
+    push(
+        &router,
+        0,
+        vec![op(
+            1,
+            0,
+            "productos",
+            "P",
+            "crear",
+            json!({"stock": 1_000_000}),
+            0,
+            1,
+        )],
+    )
+    .await;
+    let writer = {
+        let router = router.clone();
+        tokio::spawn(async move {
+            for round in 0..40u32 {
+                let ops = (0..50)
+                    .map(|i| {
+                        op(
+                            1000 + round * 50 + i,
+                            1,
+                            "productos",
+                            "P",
+                            "incrementar",
+                            json!({"stock": -1}),
+                            0,
+                            2 + u64::from(i),
+                        )
+                    })
+                    .collect();
+                push(&router, 1, ops).await;
+            }
+        })
+    };
+    let bin = env!("CARGO_BIN_EXE_pos-sync-hub");
+    for _ in 0..5 {
+        let db = path.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(bin)
+                .args(["sincronizar", "--db"])
+                .arg(&db)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    writer.await.unwrap();
+    assert_eq!(
+        doc(&router, "productos", "P").await["datos"]["stock"],
+        1_000_000 - 2000
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -9,6 +9,9 @@ use super::conflict::{FieldRule, Strategy};
 use super::model::StoreId;
 use super::protocol::{valid_collection, MAX_BATCH};
 
+/// The most entries any one configuration map (or list) may hold.
+pub const MAX_ENTRIES: usize = 200;
+
 /// One store's sync configuration. Every field has a default, so a partial update is merged
 /// onto the current configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,6 +159,54 @@ impl StoreConfig {
         for (field, name) in names {
             if !valid_collection(name) {
                 bad(field, format!("{name:?} is not a valid collection name."));
+            }
+        }
+        let sizes = [
+            ("prioridades", self.prioridades.len()),
+            ("estrategias", self.estrategias.len()),
+            (
+                "reglas",
+                self.reglas.len() + self.reglas.values().map(BTreeMap::len).sum::<usize>(),
+            ),
+            ("colecciones_cache", self.colecciones_cache.len()),
+            (
+                "referencias",
+                self.referencias.len()
+                    + self.referencias.values().map(BTreeMap::len).sum::<usize>(),
+            ),
+            (
+                "minimos",
+                self.minimos.len() + self.minimos.values().map(BTreeMap::len).sum::<usize>(),
+            ),
+        ];
+        for (field, n) in sizes {
+            if n > MAX_ENTRIES {
+                bad(field, format!("At most {MAX_ENTRIES} entries."));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = self.colecciones_cache.iter().find(|c| !seen.insert(*c)) {
+            bad("colecciones_cache", format!("{dup:?} is listed twice."));
+        }
+        // Collection names are free-form, but rules only act under the `campos` strategy: rules
+        // for a collection with another strategy are a typo or a mistake either way.
+        for collection in self.reglas.keys() {
+            let strategy = self.strategy(collection);
+            if strategy != Strategy::PerField {
+                bad(
+                    "reglas",
+                    format!("Rules for {collection:?} apply only when its strategy is \"campos\"; it is {:?}.", serde_json::to_value(strategy).unwrap_or_default()),
+                );
+            }
+        }
+        for (collection, fields) in &self.referencias {
+            for (field, target) in fields {
+                if target == collection {
+                    bad(
+                        "referencias",
+                        format!("{collection}.{field} refers to its own collection."),
+                    );
+                }
             }
         }
         if errors.is_empty() {

@@ -304,6 +304,11 @@ pub async fn process(
             Decision::Manual => {
                 let id = open_conflict(tx, op, "campos", &fields, &stored.doc.data, "manual", now)
                     .await?;
+                sqlx::query("UPDATE conflictos SET version_servidor = ? WHERE id = ?")
+                    .bind(stored.doc.version as i64)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
                 Ok(Outcome::Conflict {
                     detail: json!({"id": id, "tipo": "campos", "campos": fields, "estrategia": "manual"}),
                 })

@@ -64,8 +64,11 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, AppError
 /// `GET /api/sincronizacion/configuracion/{tienda}/`.
 pub async fn get_one(
     State(state): State<AppState>,
-    Path(store): Path<StoreId>,
+    Path(store): Path<String>,
 ) -> Result<Json<StoreConfig>, AppError> {
+    let store: StoreId = store
+        .parse()
+        .map_err(|_| AppError::NotFound(format!("{store:?} is not a valid store id.")))?;
     let mut tx = state.db.pool.begin().await?;
     let config = load(&mut tx, store).await?;
     tx.commit().await?;
@@ -75,7 +78,7 @@ pub async fn get_one(
 /// `POST /api/sincronizacion/configuracion/`.
 pub async fn set(
     State(state): State<AppState>,
-    JsonBody(body): JsonBody<Value>,
+    JsonBody(body): JsonBody<Value, { super::CONFIG_BODY_LIMIT }>,
 ) -> Result<Json<StoreConfig>, AppError> {
     let Value::Object(changes) = body else {
         return Err(AppError::field(
@@ -96,11 +99,11 @@ pub async fn set(
         ));
     }
     let mut conn = state.db.begin_write().await?;
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut tx = conn.immediate().await?;
     let current = load(&mut tx, store).await?;
     let mut merged = serde_json::to_value(&current).unwrap_or_default();
     if let Value::Object(m) = &mut merged {
-        m.extend(changes);
+        merge(m, changes, 0);
     }
     let config: StoreConfig = super::extract::parse(merged.to_string().as_bytes())?;
     config.validate().map_err(AppError::Fields)?;
@@ -111,12 +114,42 @@ pub async fn set(
     Ok(Json(config))
 }
 
+/// Merges `changes` onto `current`: maps merge key by key (a `null` value removes the key;
+/// `reglas`, `referencias` and `minimos` merge per collection too), everything else is replaced.
+fn merge(
+    current: &mut serde_json::Map<String, Value>,
+    changes: serde_json::Map<String, Value>,
+    depth: u8,
+) {
+    const MAPS: [&str; 5] = [
+        "prioridades",
+        "estrategias",
+        "reglas",
+        "referencias",
+        "minimos",
+    ];
+    for (key, value) in changes {
+        let nested = depth == 0 && MAPS.contains(&key.as_str()) || depth == 1;
+        match (current.get_mut(&key), value) {
+            (_, Value::Null) if depth > 0 => {
+                current.remove(&key);
+            }
+            (Some(Value::Object(existing)), Value::Object(incoming)) if nested => {
+                merge(existing, incoming, depth + 1)
+            }
+            (_, value) => {
+                current.insert(key, value);
+            }
+        }
+    }
+}
+
 impl super::Db {
     /// Orders a full resync of `store`: its engine drops its cursor on its next sync and pulls
     /// everything again. Returns the new resync generation.
     pub async fn order_full_resync(&self, store: StoreId) -> Result<u64, AppError> {
         let mut conn = self.begin_write().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut tx = conn.immediate().await?;
         let mut config = load(&mut tx, store).await?;
         config.resync += 1;
         save(&mut tx, &config).await?;

@@ -65,6 +65,15 @@ pub(crate) struct WriteConn<'a> {
 }
 
 impl WriteConn<'_> {
+    /// Begins the write transaction with `BEGIN IMMEDIATE`: it takes SQLite's write lock at
+    /// once, so a writer in another process (`pos-sync-hub sincronizar` beside a running hub)
+    /// waits for the busy timeout instead of failing with "database is locked" on upgrade.
+    pub(crate) async fn immediate(
+        &mut self,
+    ) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, AppError> {
+        Ok(sqlx::Connection::begin_with(&mut **self, "BEGIN IMMEDIATE").await?)
+    }
+
     /// Marks the write finished; the connection goes back to the pool.
     pub(crate) fn done(&mut self) {
         self.ok = true;

@@ -12,10 +12,12 @@ use serde::de::DeserializeOwned;
 
 use super::error::AppError;
 
-/// A JSON body of type `T`.
-pub struct JsonBody<T>(pub T);
+/// A JSON body of type `T`, of at most `LIMIT` bytes.
+pub struct JsonBody<T, const LIMIT: usize = { super::BODY_LIMIT }>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S>
+    for JsonBody<T, LIMIT>
+{
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -43,6 +45,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 }
             }
         })?;
+        if bytes.len() > LIMIT {
+            return Err(AppError::TooLarge(format!(
+                "The request body is larger than the {LIMIT} bytes this endpoint accepts."
+            )));
+        }
         parse(&bytes).map(JsonBody)
     }
 }

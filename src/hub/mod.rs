@@ -66,6 +66,9 @@ pub struct HubOptions {
     pub pkg: Option<PathBuf>,
 }
 
+/// The largest configuration body the hub reads.
+pub const CONFIG_BODY_LIMIT: usize = 64 * 1024;
+
 /// The largest request body the hub reads (a full batch of large operations fits).
 pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
 

@@ -21,7 +21,7 @@ use sqlx::Row;
 use super::apply::{process, Docs, Outcome, Tx};
 use super::db::Db;
 use super::error::AppError;
-use super::queue::{record, result_of, retry_waiting};
+use super::queue::{give_up_after, record, result_of, retry_waiting};
 use crate::core::config::StoreConfig;
 use crate::core::model::{rfc3339, DocKey, OpKind, OpStatus, Operation};
 use crate::core::protocol::{validate, OpResult, PushRequest, PushResponse};
@@ -56,7 +56,7 @@ impl Db {
         let started = Instant::now();
         let now = rfc3339(now_ms);
         let mut conn = self.begin_write().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut tx = conn.immediate().await?;
         let config = super::config::load(&mut tx, request.store).await?;
         let log_id: i64 = sqlx::query_scalar(
             "INSERT INTO registros (tienda, tipo, fecha_inicio, fecha_fin, duracion_ms, recibidas, \
@@ -224,7 +224,11 @@ async fn apply_one(
             message: e.to_string(),
         }
     } else {
-        process(tx, docs, op, config, now, seq).await?
+        {
+            // The push is the first attempt.
+            let outcome = process(tx, docs, op, config, now, seq).await?;
+            give_up_after(tx, op, outcome, 1, config, now).await?
+        }
     };
     record(tx, op, &huella, log_id, &outcome, now).await?;
     known.insert(id);

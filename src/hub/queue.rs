@@ -48,7 +48,10 @@ pub fn result_of(id: Uuid, outcome: &Outcome) -> OpResult {
         Outcome::Conflict { detail } => OpResult {
             status: OpStatus::Conflict,
             conflict: Some(detail.clone()),
-            error: Some("in conflict; waits for an admin".into()),
+            error: Some(match detail.get("motivo").and_then(|m| m.as_str()) {
+                Some(cause) => format!("in conflict ({cause}); waits for an admin"),
+                None => "in conflict; waits for an admin".into(),
+            }),
             code: Some("conflicto".into()),
             ..base
         },
@@ -175,23 +178,38 @@ async fn retry(
     now: &str,
     seq: &mut i64,
 ) -> Result<Outcome, AppError> {
-    let mut outcome = process(tx, docs, op, config, now, seq).await?;
+    let outcome = process(tx, docs, op, config, now, seq).await?;
     let attempts = attempts + 1;
-    if let Outcome::Deferred { reason, .. } = &outcome {
-        if attempts >= i64::from(config.intentos_integridad) {
-            let current = super::apply::load(tx, &op.collection, &op.doc_id)
-                .await?
-                .map(|s| s.doc.data)
-                .unwrap_or_default();
-            let fields: Vec<String> = op.data.keys().cloned().collect();
-            let id = open_conflict(tx, op, "integridad", &fields, &current, "manual", now).await?;
-            outcome = Outcome::Conflict {
-                detail: json!({"id": id, "tipo": "integridad", "campos": fields, "motivo": reason}),
-            };
-        }
-    }
+    let outcome = give_up_after(tx, op, outcome, attempts, config, now).await?;
     rerecord(tx, &op.id.hyphenated().to_string(), &outcome, attempts, now).await?;
     Ok(outcome)
+}
+
+/// A deferred operation on its `attempts`-th attempt becomes an integrity conflict once the
+/// store's `intentos_integridad` are used up; any other outcome passes through.
+pub async fn give_up_after(
+    tx: &mut Tx<'_>,
+    op: &Operation,
+    outcome: Outcome,
+    attempts: i64,
+    config: &StoreConfig,
+    now: &str,
+) -> Result<Outcome, AppError> {
+    let Outcome::Deferred { reason, .. } = &outcome else {
+        return Ok(outcome);
+    };
+    if attempts < i64::from(config.intentos_integridad) {
+        return Ok(outcome);
+    }
+    let current = super::apply::load(tx, &op.collection, &op.doc_id)
+        .await?
+        .map(|s| s.doc.data)
+        .unwrap_or_default();
+    let fields: Vec<String> = op.data.keys().cloned().collect();
+    let id = open_conflict(tx, op, "integridad", &fields, &current, "manual", now).await?;
+    Ok(Outcome::Conflict {
+        detail: json!({"id": id, "tipo": "integridad", "campos": fields, "motivo": reason}),
+    })
 }
 
 /// One store's configuration, read once per pass.
@@ -259,7 +277,7 @@ impl Db {
     pub async fn process_queue(&self, id: Option<Uuid>, now_ms: u64) -> Result<QueueRun, AppError> {
         let now = rfc3339(now_ms);
         let mut conn = self.begin_write().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut tx = conn.immediate().await?;
         let rows = match id {
             Some(id) => {
                 sqlx::query("SELECT * FROM operaciones WHERE id = ? AND estado = 'diferida'")

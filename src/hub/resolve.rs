@@ -68,8 +68,15 @@ pub struct Resolution {
     /// The merged data, for `personalizado`.
     #[serde(default)]
     pub datos: Option<Fields>,
-    /// Who resolves it.
-    pub usuario: String,
+    /// Who resolves it (1 to 150 characters).
+    #[serde(default)]
+    pub usuario: Option<String>,
+}
+
+/// A path segment parsed, or a 404 that names it.
+fn path_param<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, AppError> {
+    text.parse()
+        .map_err(|_| AppError::NotFound(format!("{text:?} is not a valid {what}.")))
 }
 
 fn json_text(r: &SqliteRow, column: &str) -> Value {
@@ -183,8 +190,9 @@ pub async fn list(
 /// `GET /api/sincronizacion/conflictos/{id}/`.
 pub async fn get_one(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
+    let id: i64 = path_param(&id, "conflict id")?;
     let row = sqlx::query(AssertSqlSafe(format!("{VIEW} WHERE c.id = ?")))
         .bind(id)
         .fetch_optional(&state.db.pool)
@@ -202,15 +210,16 @@ pub async fn resolve_by_id(
         .conflicto
         .ok_or_else(|| AppError::field("conflicto", "This field is required."))?;
     let resolved = state.db.resolve(id, &body).await?;
-    get_one(State(state), Path(resolved)).await
+    get_one(State(state), Path(resolved.to_string())).await
 }
 
 /// `POST /api/sincronizacion/cola/{id}/resolver/`.
 pub async fn resolve_operation(
     State(state): State<AppState>,
-    Path(op): Path<Uuid>,
+    Path(op): Path<String>,
     JsonBody(body): JsonBody<Resolution>,
 ) -> Result<Json<Value>, AppError> {
+    let op: Uuid = path_param(&op, "operation id")?;
     let id: Option<i64> = sqlx::query_scalar("SELECT id FROM conflictos WHERE operacion_id = ? AND estado = 'abierto' ORDER BY id LIMIT 1")
         .bind(op.hyphenated().to_string())
         .fetch_optional(&state.db.pool)
@@ -218,14 +227,15 @@ pub async fn resolve_operation(
     let id =
         id.ok_or_else(|| AppError::NotFound(format!("Operation {op} has no open conflict.")))?;
     let resolved = state.db.resolve(id, &body).await?;
-    get_one(State(state), Path(resolved)).await
+    get_one(State(state), Path(resolved.to_string())).await
 }
 
 /// `POST /api/sincronizacion/cola/{id}/procesar/`.
 pub async fn process_one(
     State(state): State<AppState>,
-    Path(op): Path<Uuid>,
+    Path(op): Path<String>,
 ) -> Result<Json<Value>, AppError> {
+    let op: Uuid = path_param(&op, "operation id")?;
     let row = sqlx::query("SELECT * FROM operaciones WHERE id = ?")
         .bind(op.hyphenated().to_string())
         .fetch_optional(&state.db.pool)
@@ -254,19 +264,37 @@ pub async fn process_one(
 impl Db {
     /// Resolves an open conflict; returns its id.
     pub async fn resolve(&self, id: i64, how: &Resolution) -> Result<i64, AppError> {
-        let user = how.usuario.trim();
+        let user = how.usuario.as_deref().unwrap_or("").trim();
         if user.is_empty() {
             return Err(AppError::field("usuario", "Say who resolves the conflict."));
         }
-        if how.resolucion == Choice::Custom && how.datos.is_none() {
-            return Err(AppError::field(
-                "datos",
-                "A custom resolution needs the merged data (an object).",
-            ));
+        if user.chars().count() > 150 {
+            return Err(AppError::field("usuario", "At most 150 characters."));
+        }
+        match (how.resolucion, &how.datos) {
+            (Choice::Custom, None) => {
+                return Err(AppError::field(
+                    "datos",
+                    "A custom resolution needs the merged data (an object).",
+                ))
+            }
+            (Choice::Custom, Some(d)) if d.is_empty() => {
+                return Err(AppError::field(
+                    "datos",
+                    "The merged data must name at least one field.",
+                ))
+            }
+            (Choice::Server | Choice::Store, Some(_)) => {
+                return Err(AppError::field(
+                    "datos",
+                    "Only a custom (personalizado) resolution takes data.",
+                ));
+            }
+            _ => {}
         }
         let now = rfc3339(now_ms());
         let mut conn = self.begin_write().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut tx = conn.immediate().await?;
         let row = sqlx::query("SELECT * FROM conflictos WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -386,6 +414,23 @@ impl Db {
                                     .data
                             }
                         };
+                        // Forcing the store's data must still respect the floors.
+                        let floors = config
+                            .minimos
+                            .get(&op.collection)
+                            .cloned()
+                            .unwrap_or_default();
+                        if let Some((field, floor)) = floors.iter().find(|(f, floor)| {
+                            forced
+                                .get(*f)
+                                .and_then(Value::as_i64)
+                                .is_some_and(|v| v < **floor)
+                        }) {
+                            return Err(AppError::field(
+                                "resolucion",
+                                format!("The store's data would leave {field:?} below its floor {floor}; choose personalizado with a counted value."),
+                            ));
+                        }
                         next = Some(bump(
                             &current,
                             forced,
@@ -397,19 +442,28 @@ impl Db {
                 op_state = Some(("aplicada", None));
             }
             (_, Choice::Store) => {
+                // The store's values win over what the admin saw at detection; a field changed
+                // on the hub after that (a later write of the same store, say) keeps its value.
+                let seen = row
+                    .get::<Option<i64>, _>("version_servidor")
+                    .map_or(u64::MAX, |v| v as u64);
+                let stamps = current
+                    .as_ref()
+                    .map(|s| s.stamps.clone())
+                    .unwrap_or_default();
+                let newer = |f: &String| stamps.get(f).is_some_and(|st| st.version > seen);
                 let deleted = op.kind == OpKind::Delete;
                 let mut data = before.clone().unwrap_or_default();
+                let mut touched = Vec::new();
                 if deleted {
                     data = Fields::new();
                 } else {
-                    data.extend(op.data.clone());
+                    for (field, value) in op.data.iter().filter(|(f, _)| !newer(f)) {
+                        data.insert(field.clone(), value.clone());
+                        touched.push(field.clone());
+                    }
                 }
-                next = Some(bump(
-                    &current,
-                    data,
-                    deleted,
-                    op.data.keys().cloned().collect(),
-                ));
+                next = Some(bump(&current, data, deleted, touched));
                 op_state = Some(("aplicada", None));
             }
         }

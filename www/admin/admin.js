@@ -31,6 +31,7 @@ for (const button of document.querySelectorAll('nav button')) {
   button.addEventListener('click', () => {
     for (const b of document.querySelectorAll('nav button')) b.classList.toggle('active', b === button);
     for (const v of document.querySelectorAll('.view')) v.hidden = v.id !== button.dataset.view;
+    say('');
   });
 }
 
@@ -72,25 +73,29 @@ async function openConflict(id) {
   $('detail-title').textContent = `Conflict #${c.id}: ${c.tipo} on ${c.coleccion}/${c.objeto_id}`;
   $('detail-meta').textContent = `Store ${c.tienda}, operation ${c.operacion} ${c.operacion_id}; strategy ${c.estrategia}; ${c.estado}` +
     (c.resuelto_por ? `; resolved (${c.resolucion}) by ${c.resuelto_por} on ${new Date(c.fecha_resolucion).toLocaleString()}` : '');
+  const inventory = c.tipo === 'inventario';
   const hub = c.datos_actuales || {};
   const store = c.datos_tienda || {};
   const fields = [...new Set([...Object.keys(hub), ...Object.keys(store)])].sort();
   $('compare').tBodies[0].replaceChildren(...fields.map((f) => {
     const tr = document.createElement('tr');
-    const differs = f in store && JSON.stringify(hub[f]) !== JSON.stringify(store[f]);
+    const differs = f in store && (inventory || JSON.stringify(hub[f]) !== JSON.stringify(store[f]));
     if (differs) tr.className = 'differs';
     tr.dataset.field = f;
-    tr.append(cell(f), cell(show(hub[f])), cell(f in store ? show(store[f]) : '(not changed)'));
+    // An inventory conflict holds the store's change (a delta), not a value of the field.
+    const theirs = !(f in store) ? '(not changed)' : inventory ? `change ${show(store[f])}` : show(store[f]);
+    tr.append(cell(f), cell(show(hub[f])), cell(theirs));
     return tr;
   }));
   const open = c.estado === 'abierto';
-  const inventory = c.tipo === 'inventario';
   $('keep-server').hidden = !open;
   $('keep-store').hidden = !open || inventory;
   $('save-merged').hidden = !open;
   $('merged').disabled = !open;
   // Inventory: the admin enters the counted stock; otherwise the hub's data with the store's on top.
-  const merged = inventory ? Object.fromEntries(c.campos.map((f) => [f, Math.max(0, hub[f] ?? 0)])) : { ...hub, ...store };
+  // Resolved: the data it left. Inventory: the counted stock. Otherwise the hub's data with
+  // the store's on top (a custom resolution replaces the whole document with the editor's).
+  const merged = !open ? (c.datos_despues || {}) : inventory ? Object.fromEntries(c.campos.map((f) => [f, Math.max(0, hub[f] ?? 0)])) : { ...hub, ...store };
   $('merged').value = JSON.stringify(merged, null, 2);
   checkMerged();
   $('resolution').textContent = open ? '' : JSON.stringify({ antes: c.datos_antes, despues: c.datos_despues, resultado: c.resultado }, null, 2);
@@ -141,7 +146,13 @@ $('save-merged').addEventListener('click', () => {
   const value = checkMerged();
   if (value) resolve('personalizado', value);
 });
-$('filters').addEventListener('submit', (e) => { e.preventDefault(); loadConflicts(); });
+$('filters').addEventListener('submit', (e) => {
+  e.preventDefault();
+  say('');
+  $('detail').hidden = true;
+  selected = null;
+  loadConflicts();
+});
 
 // ---- Configuration ----
 
