@@ -159,8 +159,21 @@ $('filters').addEventListener('submit', (e) => {
 const JSON_FIELDS = ['prioridades', 'estrategias', 'reglas'];
 const NUMBER_FIELDS = ['intervalo_ms', 'tamano_lote', 'intentos_integridad'];
 
+let loaded = null;
+
+/** The change from `before` to `after` as the hub merges it: removed keys become null. */
+function mapChange(before, after, depth) {
+  const out = { ...after };
+  for (const key of Object.keys(before || {})) {
+    if (!(key in after)) out[key] = null;
+    else if (depth > 0 && after[key] && typeof after[key] === 'object') out[key] = mapChange(before[key], after[key], depth - 1);
+  }
+  return out;
+}
+
 async function loadConfig(store) {
   const c = await api(`/configuracion/${store}/`);
+  loaded = c;
   const form = $('config-form');
   form.hidden = false;
   form.dataset.tienda = c.tienda;
@@ -188,7 +201,7 @@ $('config-form').addEventListener('submit', async (e) => {
   body.colecciones_cache = form.elements.colecciones_cache.value.split(',').map((s) => s.trim()).filter(Boolean);
   for (const f of JSON_FIELDS) {
     try {
-      body[f] = JSON.parse(form.elements[f].value);
+      body[f] = mapChange(loaded[f], JSON.parse(form.elements[f].value), f === 'reglas' ? 1 : 0);
     } catch (err) {
       errors.push(`${f}: not valid JSON (${err.message})`);
     }

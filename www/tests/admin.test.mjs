@@ -102,12 +102,15 @@ test('an admin resolves conflicts by clicking and edits a store configuration', 
     assert.equal((await api(hub.url, '/configuracion/5/')).tamano_lote, 100, 'nothing saved');
     assert.equal((await api(hub.url, '/configuracion/')).count, 1, 'only store 2 has a stored configuration');
     await page.fill('#config-form input[name=tamano_lote]', '25');
+    // Manual for products; their field rules go, since rules only act under "campos".
     await page.fill('#config-form textarea[name=estrategias]', '{"productos": "manual"}');
+    await page.fill('#config-form textarea[name=reglas]', '{}');
     await page.click('#config-form button[type=submit]');
     await page.locator('#message', { hasText: 'store 5 saved' }).waitFor();
     const saved = await api(hub.url, '/configuracion/5/');
     assert.equal(saved.tamano_lote, 25);
-    assert.deepEqual(saved.estrategias, { productos: 'manual' });
+    assert.deepEqual(saved.estrategias, { productos: 'manual' }, 'keys removed in the form are removed');
+    assert.deepEqual(saved.reglas, {});
     assert.deepEqual(pageErrors, []);
   } finally {
     await browser.close();
