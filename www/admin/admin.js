@@ -45,10 +45,14 @@ function cell(text) {
 
 const show = (v) => (v === undefined ? '—' : JSON.stringify(v));
 
+const PAGE = 200;
+let offset = 0;
+
 async function loadConflicts() {
   const form = new FormData($('filters'));
   const query = new URLSearchParams([...form].filter(([, v]) => v !== ''));
-  query.set('limit', '200');
+  query.set('limit', String(PAGE));
+  query.set('offset', String(offset));
   try {
     const page = await api(`/conflictos/?${query}`);
     $('conflict-list').tBodies[0].replaceChildren(...page.results.map((c) => {
@@ -59,7 +63,10 @@ async function loadConflicts() {
       tr.addEventListener('click', () => openConflict(c.id));
       return tr;
     }));
-    $('list-note').textContent = `${page.count} conflicts${page.count > page.results.length ? `; showing ${page.results.length}` : ''}.`;
+    const shown = page.results.length ? `; showing ${offset + 1}–${offset + page.results.length}` : '';
+    $('list-note').textContent = `${page.count} conflicts${page.count > page.results.length ? shown : ''}.`;
+    $('prev-page').hidden = !page.previous;
+    $('next-page').hidden = !page.next;
   } catch (e) {
     say(`Could not list conflicts: ${e.message}`, true);
   }
@@ -146,9 +153,12 @@ $('save-merged').addEventListener('click', () => {
   const value = checkMerged();
   if (value) resolve('personalizado', value);
 });
+$('prev-page').addEventListener('click', () => { offset = Math.max(0, offset - PAGE); loadConflicts(); });
+$('next-page').addEventListener('click', () => { offset += PAGE; loadConflicts(); });
 $('filters').addEventListener('submit', (e) => {
   e.preventDefault();
   say('');
+  offset = 0;
   $('detail').hidden = true;
   selected = null;
   loadConflicts();

@@ -118,3 +118,30 @@ test('an admin resolves conflicts by clicking and edits a store configuration', 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the conflict list pages through more than 200 conflicts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pos-sync-admin-pages-'));
+  const hub = await startHub({ dbPath: join(dir, 'admin.db') });
+  const browser = await launchBrowser();
+  try {
+    const ids = Array.from({ length: 205 }, (_, i) => `Q${String(i).padStart(3, '0')}`);
+    await push(hub.url, 0, ids.map((id) => op(0, 'productos', id, 'crear', { stock: 0 })));
+    await push(hub.url, 1, ids.map((id) => op(1, 'productos', id, 'incrementar', { stock: -1 }, 1)));
+    assert.equal((await api(hub.url, '/conflictos/?estado=abierto&limit=1')).count, 205);
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${hub.url}/admin/`);
+    await page.locator('#list-note', { hasText: '205 conflicts; showing 1–200.' }).waitFor();
+    assert.equal(await page.locator('#conflict-list tbody tr').count(), 200);
+    assert.equal(await page.locator('#prev-page').isHidden(), true);
+    await page.click('#next-page');
+    await page.locator('#list-note', { hasText: 'showing 201–205' }).waitFor();
+    assert.equal(await page.locator('#conflict-list tbody tr').count(), 5);
+    assert.equal(await page.locator('#next-page').isHidden(), true);
+    await page.click('#prev-page');
+    await page.locator('#list-note', { hasText: 'showing 1–200' }).waitFor();
+  } finally {
+    await browser.close();
+    await hub.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
