@@ -5,7 +5,7 @@
 async fn main() -> std::process::ExitCode {
     use clap::Parser;
     use pos_sync::hub::cli::{Cli, Command};
-    use pos_sync::hub::{app, run, shutdown_signal, AppState, Db, HubOptions};
+    use pos_sync::hub::{app, run, shutdown_signal, AppState, HubOptions};
     use std::io::Write;
     use tracing_subscriber::EnvFilter;
 
@@ -23,15 +23,8 @@ async fn main() -> std::process::ExitCode {
 
     match cli.command {
         Command::Serve(args) => {
-            let db = match Db::open(&args.db).await {
-                Ok(db) => db,
-                Err(e) => {
-                    eprintln!(
-                        "pos-sync-hub: cannot open the database {}: {e}",
-                        args.db.display()
-                    );
-                    return std::process::ExitCode::FAILURE;
-                }
+            let Some(db) = open_db(&args.db).await else {
+                return std::process::ExitCode::FAILURE;
             };
             let listener = match tokio::net::TcpListener::bind(&args.addr).await {
                 Ok(l) => l,
@@ -73,22 +66,15 @@ async fn main() -> std::process::ExitCode {
 /// `sincronizar`: process the hub-side queue once, or as a daemon; or order a full resync.
 #[cfg(not(target_arch = "wasm32"))]
 async fn sincronizar(args: pos_sync::hub::cli::SyncArgs) -> std::process::ExitCode {
-    use pos_sync::hub::{shutdown_signal, Db};
+    use pos_sync::hub::shutdown_signal;
     use std::process::ExitCode;
 
     if !args.db.exists() {
         eprintln!("pos-sync-hub: no database at {}", args.db.display());
         return ExitCode::FAILURE;
     }
-    let db = match Db::open(&args.db).await {
-        Ok(db) => db,
-        Err(e) => {
-            eprintln!(
-                "pos-sync-hub: cannot open the database {}: {e}",
-                args.db.display()
-            );
-            return ExitCode::FAILURE;
-        }
+    let Some(db) = open_db(&args.db).await else {
+        return std::process::ExitCode::FAILURE;
     };
     let now = || {
         std::time::SystemTime::now()
@@ -134,6 +120,21 @@ async fn sincronizar(args: pos_sync::hub::cli::SyncArgs) -> std::process::ExitCo
     }
     db.close().await;
     ExitCode::SUCCESS
+}
+
+/// Opens the hub's database, saying on stderr why it could not.
+#[cfg(not(target_arch = "wasm32"))]
+async fn open_db(path: &std::path::Path) -> Option<pos_sync::hub::Db> {
+    match pos_sync::hub::Db::open(path).await {
+        Ok(db) => Some(db),
+        Err(e) => {
+            eprintln!(
+                "pos-sync-hub: cannot open the database {}: {e}",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

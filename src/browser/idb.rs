@@ -77,6 +77,23 @@ impl IdbStore {
         Rexie::delete(name).await.map_err(backend)
     }
 
+    /// The records of `store` whose `index` equals `key`, in primary-key order, in one read.
+    async fn rows_where(
+        &self,
+        store: &str,
+        index: &str,
+        key: &str,
+    ) -> Result<Vec<JsValue>, StoreError> {
+        let tx = self.tx(&[store], TransactionMode::ReadOnly)?;
+        let index = tx
+            .store(store)
+            .map_err(backend)?
+            .index(index)
+            .map_err(backend)?;
+        let range = KeyRange::only(&key.into()).map_err(|e| backend(e.into()))?;
+        index.get_all(Some(range), None).await.map_err(backend)
+    }
+
     fn tx(&self, stores: &[&str], mode: TransactionMode) -> Result<rexie::Transaction, StoreError> {
         self.db.transaction(stores, mode).map_err(backend)
     }
@@ -243,16 +260,9 @@ impl Store for IdbStore {
     }
 
     async fn pending(&self) -> Result<Vec<Operation>, StoreError> {
-        let tx = self.tx(&[QUEUE], TransactionMode::ReadOnly)?;
-        let index = tx
-            .store(QUEUE)
-            .map_err(backend)?
-            .index("estado")
-            .map_err(backend)?;
-        let rows = index
-            .get_all(Some(status_range(OpStatus::Pending)?), None)
-            .await
-            .map_err(backend)?;
+        let rows = self
+            .rows_where(QUEUE, "estado", OpStatus::Pending.as_str())
+            .await?;
         rows.into_iter().map(from_js).collect()
     }
 
@@ -283,14 +293,7 @@ impl Store for IdbStore {
     }
 
     async fn operations_for(&self, key: &DocKey) -> Result<Vec<Operation>, StoreError> {
-        let tx = self.tx(&[QUEUE], TransactionMode::ReadOnly)?;
-        let index = tx
-            .store(QUEUE)
-            .map_err(backend)?
-            .index("documento")
-            .map_err(backend)?;
-        let range = KeyRange::only(&key.joined().into()).map_err(|e| backend(e.into()))?;
-        let rows = index.get_all(Some(range), None).await.map_err(backend)?;
+        let rows = self.rows_where(QUEUE, "documento", &key.joined()).await?;
         rows.into_iter().map(from_js).collect()
     }
 
@@ -401,14 +404,7 @@ impl Store for IdbStore {
     }
 
     async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
-        let tx = self.tx(&[CACHE], TransactionMode::ReadOnly)?;
-        let index = tx
-            .store(CACHE)
-            .map_err(backend)?
-            .index("coleccion")
-            .map_err(backend)?;
-        let range = KeyRange::only(&collection.into()).map_err(|e| backend(e.into()))?;
-        let rows = index.get_all(Some(range), None).await.map_err(backend)?;
+        let rows = self.rows_where(CACHE, "coleccion", collection).await?;
         let mut docs = rows
             .into_iter()
             .map(from_js::<Document>)
