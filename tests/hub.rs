@@ -186,6 +186,70 @@ async fn a_reused_id_with_other_content_is_refused_and_the_first_stands() {
 }
 
 #[tokio::test]
+async fn repeats_inside_one_batch_are_answered_like_repeats_across_batches() {
+    let router = hub().await;
+    let create = op(1, 0, "productos", "P1", "crear", json!({"stock": 5}));
+    let sale = op(2, 0, "ventas", "V1", "crear", json!({"producto": "P1"}));
+    let take = op(3, 0, "productos", "P1", "incrementar", json!({"stock": -2}));
+    let forged = op(
+        3,
+        0,
+        "productos",
+        "P1",
+        "incrementar",
+        json!({"stock": -200}),
+    );
+    // The sale before its product (deferred, then applied once the product exists), the
+    // same operation twice, and a reused id, all in one batch.
+    let answer = push(
+        &router,
+        0,
+        &[
+            sale.clone(),
+            create.clone(),
+            take.clone(),
+            create,
+            take,
+            forged,
+        ],
+    )
+    .await;
+    let results = answer["resultados"].as_array().unwrap();
+    let states: Vec<(&str, bool)> = results
+        .iter()
+        .map(|r| (r["estado"].as_str().unwrap(), r["duplicada"] == true))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            ("diferida", false),
+            ("aplicada", false),
+            ("aplicada", false),
+            ("aplicada", true),
+            ("aplicada", true),
+            ("rechazada", false),
+        ]
+    );
+    assert_eq!(results[5]["codigo"], "id_reutilizado");
+    let p1 = doc(&router, "productos", "P1").await;
+    assert_eq!(
+        (p1["datos"]["stock"].as_i64(), p1["version"].as_u64()),
+        (Some(3), Some(2))
+    );
+    // The deferred sale was retried before the commit; three operations are recorded once.
+    assert_eq!(count(&router, "estado=aplicada").await, 3);
+    assert_eq!(count(&router, "").await, 3);
+    let (status, page) = call(&router, "GET", "/api/sincronizacion/cambios/?desde=0", None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let changes = page["cambios"].as_array().unwrap();
+    let ids: Vec<&str> = changes
+        .iter()
+        .map(|c| c["objeto_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["P1", "V1"], "{page}");
+}
+
+#[tokio::test]
 async fn operations_that_do_not_fit_are_refused_one_by_one_with_a_reason() {
     let router = hub().await;
     let answer = push(

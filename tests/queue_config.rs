@@ -172,7 +172,7 @@ async fn invalid_configuration_gets_a_400_naming_the_field_and_nothing_is_saved(
     );
     assert_eq!(
         get(&router, "/api/sincronizacion/configuracion/9/").await["tamano_lote"],
-        100,
+        500,
         "defaults for an unknown store"
     );
 }

@@ -1,4 +1,4 @@
-//! The IndexedDB [`Store`], over rexie.
+//! The IndexedDB [`Store`]: rexie for the schema and the reads, web-sys for the writes.
 //!
 //! Schema (version [`SCHEMA_VERSION`]), one small function per version:
 //! - `cola`: the operation queue, key `seq` (auto-increment: creation order), indexes `estado`,
@@ -6,22 +6,27 @@
 //! - `cache`: hub documents, key `clave` (the joined key), index `coleccion`;
 //! - `meta`: `{clave, valor}` records: `tienda`, `cursor`, `reloj`.
 //!
-//! Every write is one IndexedDB transaction, awaited until it commits; its requests are issued
-//! together, so IndexedDB pipelines them. The transaction
-//! durability is the browser's default (`relaxed` in Chromium 121+: the commit reaches the
-//! operating system, which flushes it to disk within seconds).
+//! Every write is one IndexedDB transaction, awaited until it commits. Its requests are issued
+//! together and the commit is asked for at once, so IndexedDB pipelines them; only the last
+//! request is awaited. Writes go through web-sys rather than rexie for two reasons rexie cannot
+//! serve: an aborted transaction's reason (a full quota must reject as `PosSyncQuotaError`,
+//! and rexie reports only "aborted"), and rexie's two JS closures per request, which cost a
+//! batched enqueue about a third of its time. The transaction durability is the browser's
+//! default (`relaxed` in Chromium 121+: the commit reaches the operating system, which
+//! flushes it to disk within seconds).
 
-use js_sys::Reflect;
+use js_sys::{Promise, Reflect};
 use rexie::{Direction, Index, KeyRange, ObjectStore, Rexie, RexieBuilder, TransactionMode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 
 use super::convert;
 use crate::core::clock::Hlc;
 use crate::core::model::{DocKey, Document, OpStatus, Operation, StoreId};
 use crate::core::protocol::Change;
-use crate::core::store::{fill_base, needs_base, Meta, Store, StoreError};
+use crate::core::store::{fill_base, needs_base, seq_runs, Meta, Store, StoreError};
 
 /// The schema version this build creates and expects.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -53,8 +58,14 @@ fn schema_v1(builder: RexieBuilder) -> RexieBuilder {
 const UPGRADES: [fn(RexieBuilder) -> RexieBuilder; SCHEMA_VERSION as usize] = [schema_v1];
 
 /// A [`Store`] in one IndexedDB database.
+///
+/// Two connections to it: rexie's opens (creating or upgrading the schema) and serves every
+/// read; writes go through a second, plain connection ([`Writer`]) that issues a
+/// transaction's requests without a callback each, commits at once, and reports why a
+/// transaction aborted (a full quota), which rexie does not expose.
 pub struct IdbStore {
     db: Rexie,
+    writer: Writer,
 }
 
 impl IdbStore {
@@ -64,12 +75,20 @@ impl IdbStore {
             .iter()
             .fold(Rexie::builder(name).version(SCHEMA_VERSION), |b, up| up(b));
         let db = builder.build().await.map_err(backend)?;
-        Ok(IdbStore { db })
+        let writer = match Writer::open(name).await {
+            Ok(w) => w,
+            Err(e) => {
+                db.close();
+                return Err(e);
+            }
+        };
+        Ok(IdbStore { db, writer })
     }
 
     /// Closes the database.
     pub fn close(self) {
         self.db.close();
+        self.writer.db.close();
     }
 
     /// Deletes the database `name` (every queued operation and cached document in it).
@@ -134,17 +153,6 @@ fn with_key<T: Serialize>(value: &T, key: &str) -> Result<JsValue, StoreError> {
     Ok(js)
 }
 
-async fn commit(tx: rexie::Transaction) -> Result<(), StoreError> {
-    let result = tx.done().await.map_err(backend)?;
-    if result.is_committed() {
-        Ok(())
-    } else {
-        Err(StoreError::Backend(
-            "the IndexedDB transaction was aborted".into(),
-        ))
-    }
-}
-
 async fn meta_value(store: &rexie::Store, key: &str) -> Result<Option<JsValue>, StoreError> {
     let record = store.get(key.into()).await.map_err(backend)?;
     Ok(record
@@ -162,6 +170,119 @@ fn meta_record(key: &str, value: JsValue) -> Result<JsValue, StoreError> {
 
 fn status_range(status: OpStatus) -> Result<KeyRange, StoreError> {
     KeyRange::only(&status.as_str().into()).map_err(|e| backend(e.into()))
+}
+
+/// The plain write connection. Each request's and transaction's events resolve a Promise
+/// directly (the Promise's own functions are the handlers), so no Rust closure is made per
+/// request.
+struct Writer {
+    db: web_sys::IdbDatabase,
+}
+
+impl Writer {
+    async fn open(name: &str) -> Result<Self, StoreError> {
+        let factory: web_sys::IdbFactory = Reflect::get(&js_sys::global(), &"indexedDB".into())
+            .ok()
+            .and_then(|f| f.dyn_into().ok())
+            .ok_or_else(|| StoreError::Backend("IndexedDB is not available here".into()))?;
+        // No version: the schema connection above has already created or upgraded it.
+        let request = factory.open(name).map_err(dom_error)?;
+        let db = request_result(&request, None).await?;
+        Ok(Writer {
+            db: db.unchecked_into(),
+        })
+    }
+
+    fn tx(&self, stores: &[&str]) -> Result<web_sys::IdbTransaction, StoreError> {
+        let names: js_sys::Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
+        self.db
+            .transaction_with_str_sequence_and_mode(&names, web_sys::IdbTransactionMode::Readwrite)
+            .map_err(dom_error)
+    }
+}
+
+fn store_of(
+    tx: &web_sys::IdbTransaction,
+    name: &str,
+) -> Result<web_sys::IdbObjectStore, StoreError> {
+    tx.object_store(name).map_err(dom_error)
+}
+
+/// A request's result, once it succeeds. A request in a transaction also fails when the
+/// transaction aborts: Chromium does not always fire the request's own error event then.
+async fn request_result(
+    request: &web_sys::IdbRequest,
+    tx: Option<&web_sys::IdbTransaction>,
+) -> Result<JsValue, StoreError> {
+    let mut on_abort = None;
+    let done = Promise::new(&mut |resolve, reject| {
+        request.set_onsuccess(Some(&resolve));
+        request.set_onerror(Some(&reject));
+        if let Some(tx) = tx {
+            let _ = tx.add_event_listener_with_callback("abort", &reject);
+        }
+        on_abort = Some(reject);
+    });
+    let outcome = JsFuture::from(done).await;
+    request.set_onsuccess(None);
+    request.set_onerror(None);
+    if let (Some(tx), Some(reject)) = (tx, on_abort) {
+        let _ = tx.remove_event_listener_with_callback("abort", &reject);
+    }
+    match outcome {
+        Ok(_) => request.result().map_err(dom_error),
+        Err(_) => Err(match (request.error(), tx.and_then(|t| t.error())) {
+            (Ok(Some(e)), _) | (_, Some(e)) => dom_error(e.into()),
+            _ => StoreError::Backend("an IndexedDB request failed".into()),
+        }),
+    }
+}
+
+/// Commits a transaction whose requests are all issued, and waits until it is durable (in
+/// the browser's default durability). An abort comes back with its reason.
+async fn finish(tx: web_sys::IdbTransaction) -> Result<(), StoreError> {
+    let done = Promise::new(&mut |resolve, reject| {
+        tx.set_oncomplete(Some(&resolve));
+        tx.set_onabort(Some(&reject));
+    });
+    // Committing now saves a round trip; where `commit` is missing, it commits on its own.
+    // (web-sys marks it deprecated; it is in the IndexedDB 3.0 draft and in every engine.)
+    #[allow(deprecated)]
+    let _ = tx.commit();
+    match JsFuture::from(done).await {
+        Ok(_) => Ok(()),
+        Err(_) => Err(match tx.error() {
+            Some(e) => dom_error(e.into()),
+            None => StoreError::Backend("the IndexedDB transaction was aborted".into()),
+        }),
+    }
+}
+
+/// An IndexedDB failure by its DOMException name; a full quota is told apart.
+fn dom_error(e: JsValue) -> StoreError {
+    let (name, message) = match e.dyn_ref::<web_sys::DomException>() {
+        Some(d) => (d.name(), d.message()),
+        None => (
+            "Error".to_owned(),
+            e.as_string().unwrap_or_else(|| format!("{e:?}")),
+        ),
+    };
+    let text = if message.is_empty() {
+        name.clone()
+    } else {
+        format!("{name}: {message}")
+    };
+    if name == "QuotaExceededError" {
+        StoreError::QuotaExceeded(text)
+    } else {
+        StoreError::Backend(text)
+    }
+}
+
+fn key_range(lo: u64, hi: u64) -> Result<JsValue, StoreError> {
+    web_sys::IdbKeyRange::bound(&JsValue::from_f64(lo as f64), &JsValue::from_f64(hi as f64))
+        .map(JsValue::from)
+        .map_err(dom_error)
 }
 
 impl Store for IdbStore {
@@ -197,20 +318,18 @@ impl Store for IdbStore {
     }
 
     async fn set_store(&self, store: StoreId) -> Result<(), StoreError> {
-        let tx = self.tx(&[META], TransactionMode::ReadWrite)?;
-        tx.store(META)
-            .map_err(backend)?
-            .put(
-                &meta_record("tienda", JsValue::from_f64(store as f64))?,
-                None,
-            )
-            .await
-            .map_err(backend)?;
-        commit(tx).await
+        let tx = self.writer.tx(&[META])?;
+        store_of(&tx, META)?
+            .put(&meta_record("tienda", JsValue::from_f64(store as f64))?)
+            .map_err(dom_error)?;
+        finish(tx).await
     }
 
     async fn append(&self, ops: Vec<Operation>) -> Result<Vec<Operation>, StoreError> {
         let mut ops = ops;
+        if ops.is_empty() {
+            return Ok(ops);
+        }
         let keys: Vec<String> = ops.iter().map(|o| o.doc_key().joined()).collect();
         // Only a transaction that must read base versions spans the cache too.
         let reads_cache = ops.iter().any(needs_base);
@@ -219,24 +338,29 @@ impl Store for IdbStore {
         } else {
             &[QUEUE]
         };
-        let tx = self.tx(stores, TransactionMode::ReadWrite)?;
-        let queue = tx.store(QUEUE).map_err(backend)?;
-        // Every request is issued at once and awaited together: IndexedDB pipelines them in
-        // one transaction instead of a round trip per operation.
+        let tx = self.writer.tx(stores)?;
+        let queue = store_of(&tx, QUEUE)?;
         if reads_cache {
-            let cache = tx.store(CACHE).map_err(backend)?;
-            let wanted = ops.iter().zip(&keys).filter(|(o, _)| needs_base(o));
-            let bases = all_in_order(wanted.map(|(_, k)| cache.get(k.as_str().into())))
-                .await
-                .map_err(backend)?;
+            // Every read is issued at once; the results are read in order.
+            let cache = store_of(&tx, CACHE)?;
+            let reads = ops
+                .iter()
+                .zip(&keys)
+                .filter(|(o, _)| needs_base(o))
+                .map(|(_, k)| cache.get(&JsValue::from_str(k)).map_err(dom_error))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut bases = Vec::with_capacity(reads.len());
+            for read in &reads {
+                let value = request_result(read, Some(&tx)).await?;
+                bases.push(if value.is_undefined() {
+                    None
+                } else {
+                    Some(from_js::<Document>(value)?)
+                });
+            }
             let mut bases = bases.into_iter();
             for op in ops.iter_mut().filter(|o| needs_base(o)) {
-                let cached = bases
-                    .next()
-                    .flatten()
-                    .map(from_js::<Document>)
-                    .transpose()?;
-                fill_base(op, cached.as_ref());
+                fill_base(op, bases.next().flatten().as_ref());
             }
         }
         for op in ops.iter_mut() {
@@ -248,13 +372,26 @@ impl Store for IdbStore {
             .zip(&keys)
             .map(|(value, clave)| Record { value, clave })
             .collect();
-        let records: Vec<JsValue> = js_sys::Array::from(&to_js(&records)?).to_vec();
-        let seqs = all_in_order(records.iter().map(|r| queue.add(r, None)))
-            .await
-            .map_err(backend)?;
-        commit(tx).await?;
-        for (op, seq) in ops.iter_mut().zip(seqs) {
-            op.seq = seq.as_f64().map(|s| s as u64);
+        let records = js_sys::Array::from(&to_js(&records)?);
+        // Only the last add is awaited. The transaction holds the queue alone, so its keys are
+        // consecutive: the last one gives them all. A failed add aborts the transaction, and
+        // the whole append with it.
+        let mut last = None;
+        for record in records.iter() {
+            last = Some(queue.add(&record).map_err(dom_error)?);
+        }
+        let last = last.ok_or_else(|| StoreError::Backend("no record to add".into()))?;
+        finish(tx).await?;
+        // The transaction committed, so every request is done and holds its result.
+        let last_seq = last
+            .result()
+            .map_err(dom_error)?
+            .as_f64()
+            .map(|s| s as u64)
+            .ok_or_else(|| StoreError::Backend("IndexedDB gave a non-numeric key".into()))?;
+        let first_seq = last_seq + 1 - ops.len() as u64;
+        for (op, seq) in ops.iter_mut().zip(first_seq..) {
+            op.seq = Some(seq);
         }
         Ok(ops)
     }
@@ -298,43 +435,36 @@ impl Store for IdbStore {
     }
 
     async fn settle(&self, remove: &[u64], update: &[Operation]) -> Result<(), StoreError> {
-        let tx = self.tx(&[QUEUE], TransactionMode::ReadWrite)?;
-        let queue = tx.store(QUEUE).map_err(backend)?;
         let records = update
             .iter()
             .map(|op| with_key(op, &op.doc_key().joined()))
             .collect::<Result<Vec<_>, _>>()?;
-        all_in_order(
-            remove
-                .iter()
-                .map(|seq| queue.delete(JsValue::from_f64(*seq as f64))),
-        )
-        .await
-        .map_err(backend)?;
-        all_in_order(records.iter().map(|r| queue.put(r, None)))
-            .await
-            .map_err(backend)?;
-        commit(tx).await
+        let tx = self.writer.tx(&[QUEUE])?;
+        let queue = store_of(&tx, QUEUE)?;
+        // One request per run of consecutive sequence numbers: a pushed batch is one run.
+        for (lo, hi) in seq_runs(remove) {
+            queue.delete(&key_range(lo, hi)?).map_err(dom_error)?;
+        }
+        for record in &records {
+            queue.put(record).map_err(dom_error)?;
+        }
+        finish(tx).await
     }
 
     async fn reset_cursor(&self, generation: u64) -> Result<(), StoreError> {
-        let tx = self.tx(&[META], TransactionMode::ReadWrite)?;
-        let meta = tx.store(META).map_err(backend)?;
-        meta.put(&meta_record("cursor", JsValue::from_f64(0.0))?, None)
-            .await
-            .map_err(backend)?;
-        meta.put(
-            &meta_record("resync", JsValue::from_f64(generation as f64))?,
-            None,
-        )
-        .await
-        .map_err(backend)?;
-        commit(tx).await
+        let tx = self.writer.tx(&[META])?;
+        let meta = store_of(&tx, META)?;
+        meta.put(&meta_record("cursor", JsValue::from_f64(0.0))?)
+            .map_err(dom_error)?;
+        meta.put(&meta_record(
+            "resync",
+            JsValue::from_f64(generation as f64),
+        )?)
+        .map_err(dom_error)?;
+        finish(tx).await
     }
 
     async fn apply_changes(&self, changes: &[Change], cursor: u64) -> Result<(), StoreError> {
-        let tx = self.tx(&[CACHE, META], TransactionMode::ReadWrite)?;
-        let cache = tx.store(CACHE).map_err(backend)?;
         let records = changes
             .iter()
             .map(|c| {
@@ -344,25 +474,23 @@ impl Store for IdbStore {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let cursor_record = meta_record("cursor", JsValue::from_f64(cursor as f64))?;
-        let meta = tx.store(META).map_err(backend)?;
-        let (puts, cursor_put) = futures::join!(
-            all_in_order(records.iter().map(|r| cache.put(r, None))),
-            meta.put(&cursor_record, None)
-        );
-        puts.map_err(backend)?;
-        cursor_put.map_err(backend)?;
-        commit(tx).await
+        let tx = self.writer.tx(&[CACHE, META])?;
+        let cache = store_of(&tx, CACHE)?;
+        for record in &records {
+            cache.put(record).map_err(dom_error)?;
+        }
+        store_of(&tx, META)?
+            .put(&meta_record("cursor", JsValue::from_f64(cursor as f64))?)
+            .map_err(dom_error)?;
+        finish(tx).await
     }
 
     async fn save_clock(&self, clock: Hlc) -> Result<(), StoreError> {
-        let tx = self.tx(&[META], TransactionMode::ReadWrite)?;
-        tx.store(META)
-            .map_err(backend)?
-            .put(&meta_record("reloj", clock.to_string().into())?, None)
-            .await
-            .map_err(backend)?;
-        commit(tx).await
+        let tx = self.writer.tx(&[META])?;
+        store_of(&tx, META)?
+            .put(&meta_record("reloj", clock.to_string().into())?)
+            .map_err(dom_error)?;
+        finish(tx).await
     }
 
     async fn cached_with_operations(
@@ -413,34 +541,4 @@ impl Store for IdbStore {
         docs.sort_by(|a, b| a.doc_id.cmp(&b.doc_id));
         Ok(docs)
     }
-}
-
-/// Polls every future from the first poll on, in order, and returns their outputs in order:
-/// each IndexedDB request is issued at once, so a transaction pipelines them. (A small
-/// stand-in for `futures::future::try_join_all`, which costs the engine's wasm 10 KB gzipped.)
-async fn all_in_order<T, F: std::future::Future<Output = Result<T, rexie::Error>>>(
-    futures: impl IntoIterator<Item = F>,
-) -> Result<Vec<T>, rexie::Error> {
-    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_some() {
-                continue;
-            }
-            match future.as_mut().poll(cx) {
-                std::task::Poll::Ready(Ok(value)) => *output = Some(value),
-                std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
-                std::task::Poll::Pending => pending = true,
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(Ok(()))
-        }
-    })
-    .await?;
-    Ok(outputs.into_iter().flatten().collect())
 }

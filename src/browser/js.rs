@@ -21,7 +21,7 @@ export interface OpenOptions {
   hubUrl?: string;
   /** The IndexedDB database name; default `pos-sync-<storeId>`. */
   dbName?: string;
-  /** Operations per push (1 to 1000); default 100. */
+  /** Operations per push (1 to 1000) until the hub's configuration says otherwise; default 500. */
   batchSize?: number;
   /** Changes per pull page; default 500. */
   pullLimit?: number;

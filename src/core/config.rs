@@ -82,7 +82,7 @@ mod defaults {
         vec!["productos".into(), "precios".into(), "clientes".into()]
     }
     pub fn batch() -> usize {
-        100
+        500
     }
     pub fn attempts() -> u32 {
         5

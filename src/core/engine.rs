@@ -48,11 +48,11 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Defaults for a store: batches of 100, pages of 500, every collection cached.
+    /// Defaults for a store: batches of 500, pages of 500, every collection cached.
     pub fn new(store: StoreId) -> Self {
         EngineConfig {
             store,
-            batch_size: 100,
+            batch_size: 500,
             pull_limit: DEFAULT_PULL,
             cached_collections: Vec::new(),
             priorities: HashMap::new(),
@@ -343,9 +343,19 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
                     op.priority = *p;
                 }
             }
+            // Each batch's answers are written to the store while the next batch travels to
+            // the hub: the queue's writes overlap the hub's work instead of waiting their turn.
+            let mut settling = Settlement::default();
             for batch in queue::order(pending).chunks(batch_size) {
-                self.push_splitting(batch, &mut summary).await?;
+                let previous = std::mem::take(&mut settling);
+                let (pushed, settled) = futures::join!(
+                    self.push_splitting(batch, &mut summary),
+                    self.settle(previous)
+                );
+                settled?;
+                settling = pushed?;
             }
+            self.settle(settling).await?;
         }
         self.settle_held(&mut summary).await?;
         self.pull(&mut summary).await?;
@@ -428,17 +438,34 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         });
     }
 
+    /// Writes a pushed batch's answers to the store.
+    async fn settle(&self, settlement: Settlement) -> Result<(), EngineError> {
+        if settlement.remove.is_empty() && settlement.update.is_empty() {
+            return Ok(());
+        }
+        Ok(self
+            .store
+            .settle(&settlement.remove, &settlement.update)
+            .await?)
+    }
+
     /// Pushes a batch; when the hub answers 413 (too large), pushes each half instead, in
     /// order. A single operation the hub finds too large is refused here, with the hub's
-    /// reason, so it cannot block the queue behind it.
+    /// reason, so it cannot block the queue behind it. Returns what the store must record;
+    /// on an error, what was already answered is recorded before the error returns.
     async fn push_splitting(
         &self,
         batch: &[Operation],
         summary: &mut SyncSummary,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Settlement, EngineError> {
+        let mut done = Settlement::default();
         let mut work = vec![batch];
         while let Some(part) = work.pop() {
             match self.push_batch(part, summary).await {
+                Ok(settlement) => {
+                    done.remove.extend(settlement.remove);
+                    done.update.extend(settlement.update);
+                }
                 Err(EngineError::Transport(TransportError::Http { status: 413, body })) => {
                     if part.len() > 1 {
                         let (first, second) = part.split_at(part.len() / 2);
@@ -452,21 +479,26 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
                             processed_at: Some(rfc3339((self.now_ms)())),
                             ..part[0].clone()
                         };
-                        self.store.settle(&[], &[refused]).await?;
+                        done.update.push(refused);
                         summary.rejected += 1;
                     }
                 }
-                other => other?,
+                Err(e) => {
+                    self.settle(done).await?;
+                    return Err(e);
+                }
             }
         }
-        Ok(())
+        Ok(done)
     }
 
+    /// Pushes one batch and reads the hub's answers. A failed push records the attempt on
+    /// each operation (they stay pending) before the error returns.
     async fn push_batch(
         &self,
         batch: &[Operation],
         summary: &mut SyncSummary,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Settlement, EngineError> {
         let request = PushRequest {
             store: self.store_id(),
             operations: batch
@@ -541,8 +573,7 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
                 ..op.clone()
             });
         }
-        self.store.settle(&remove, &update).await?;
-        Ok(())
+        Ok(Settlement { remove, update })
     }
 
     async fn pull(&self, summary: &mut SyncSummary) -> Result<(), EngineError> {
@@ -568,6 +599,14 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
             }
         }
     }
+}
+
+/// What a pushed batch leaves for the store: the applied operations to remove (by sequence
+/// number) and the others to rewrite with the hub's answer.
+#[derive(Default)]
+struct Settlement {
+    remove: Vec<u64>,
+    update: Vec<Operation>,
 }
 
 /// Applies a store's own not-yet-applied operations on top of the hub's document. Operations

@@ -93,6 +93,23 @@ pub fn needs_base(op: &Operation) -> bool {
     op.base_version == 0 && op.kind != OpKind::Create
 }
 
+/// `seqs` as inclusive runs of consecutive numbers, ascending: `[5, 1, 2, 3, 7]` is
+/// `[(1, 3), (5, 5), (7, 7)]`. A store removes a run with one range request instead of one
+/// request per operation (a pushed batch is usually one run).
+pub fn seq_runs(seqs: &[u64]) -> Vec<(u64, u64)> {
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for seq in sorted {
+        match runs.last_mut() {
+            Some((_, hi)) if *hi + 1 == seq => *hi = seq,
+            _ => runs.push((seq, seq)),
+        }
+    }
+    runs
+}
+
 /// Sets an operation's base version, and the base values of the fields it changes, from the
 /// cached document (if any).
 pub fn fill_base(op: &mut Operation, cached: Option<&Document>) {
@@ -302,6 +319,7 @@ pub mod conformance {
     pub async fn run_all<S: Store, F: AsyncFn() -> S>(fresh: F) {
         queue_keeps_creation_order_and_counts(fresh().await).await;
         settle_removes_and_rewrites(fresh().await).await;
+        settle_removes_runs_with_gaps(fresh().await).await;
         cache_and_cursor_move_together(fresh().await).await;
         base_version_comes_from_the_cache(fresh().await).await;
         meta_remembers_store_and_clock(fresh().await).await;
@@ -374,6 +392,31 @@ pub mod conformance {
         assert_eq!(all[0].attempts, 1);
         assert_eq!(all[1].id.as_u128(), 3);
         assert_eq!(all[1].status, OpStatus::Pending);
+    }
+
+    /// Removing many operations at once, unsorted and with gaps, removes exactly those.
+    pub async fn settle_removes_runs_with_gaps<S: Store>(s: S) {
+        let ops = s
+            .append(
+                (1..=8)
+                    .map(|n| op(n, "ventas", &format!("v{n}"), OpKind::Create, json!({})))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let seq = |i: usize| ops[i].seq.unwrap();
+        // Keep the 4th and the 7th; remove the rest, given out of order and one twice.
+        let remove = [seq(5), seq(0), seq(2), seq(1), seq(7), seq(4), seq(2)];
+        s.settle(&remove, &[]).await.unwrap();
+        let left: Vec<u128> = s
+            .operations()
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.id.as_u128())
+            .collect();
+        assert_eq!(left, vec![4, 7]);
+        assert_eq!(s.pending_count().await.unwrap(), 2);
     }
 
     /// Pulled documents land in the cache with the cursor; deletions hide a document.
@@ -483,6 +526,17 @@ pub mod conformance {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn seq_runs_groups_consecutive_numbers() {
+            assert_eq!(seq_runs(&[]), vec![]);
+            assert_eq!(seq_runs(&[4]), vec![(4, 4)]);
+            assert_eq!(
+                seq_runs(&[5, 1, 2, 3, 7, 2, 8]),
+                vec![(1, 3), (5, 5), (7, 8)]
+            );
+            assert_eq!(seq_runs(&[u64::MAX, 0]), vec![(0, 0), (u64::MAX, u64::MAX)]);
+        }
 
         #[test]
         fn memory_store_passes() {

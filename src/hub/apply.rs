@@ -114,12 +114,71 @@ pub async fn write(
 
 /// The documents one transaction has read or written, so a batch reads each document once.
 /// Every write of a document in the transaction must go through [`Docs::write`].
+///
+/// A [`Docs::buffered`] one keeps its writes (the last per document) until [`Docs::flush`],
+/// which writes them many to a statement; until then the database does not have them, so
+/// every read of a document in the transaction must go through the same `Docs` too.
 #[derive(Default)]
 pub struct Docs {
     map: HashMap<(String, String), Option<Stored>>,
+    buffer: bool,
+    unwritten: HashMap<(String, String), Unwritten>,
+}
+
+/// A buffered document write.
+struct Unwritten {
+    seq: i64,
+    clock: String,
+    now: String,
 }
 
 impl Docs {
+    /// A cache whose writes wait for [`Docs::flush`].
+    pub fn buffered() -> Self {
+        Docs {
+            buffer: true,
+            ..Docs::default()
+        }
+    }
+
+    /// Writes the buffered documents, many to a statement.
+    pub async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<(), AppError> {
+        let mut rows: Vec<(&Stored, Unwritten)> = Vec::with_capacity(self.unwritten.len());
+        for (key, unwritten) in self.unwritten.drain() {
+            if let Some(Some(stored)) = self.map.get(&key) {
+                rows.push((stored, unwritten));
+            }
+        }
+        rows.sort_by_key(|(_, u)| u.seq);
+        // 9 parameters a row.
+        for chunk in rows.chunks(500) {
+            let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO documentos (coleccion, objeto_id, version, datos, eliminado, seq, actualizado, campos, reloj) ",
+            );
+            upsert.push_values(chunk, |mut row, (stored, u)| {
+                let doc = &stored.doc;
+                row.push_bind(&doc.collection)
+                    .push_bind(&doc.doc_id)
+                    .push_bind(doc.version as i64)
+                    .push_bind(Value::Object(doc.data.clone()).to_string())
+                    .push_bind(doc.deleted)
+                    .push_bind(u.seq)
+                    .push_bind(&u.now)
+                    .push_bind(
+                        serde_json::to_string(&stored.stamps).unwrap_or_else(|_| "{}".into()),
+                    )
+                    .push_bind(&u.clock);
+            });
+            upsert.push(
+                " ON CONFLICT (coleccion, objeto_id) DO UPDATE SET version = excluded.version, \
+                 datos = excluded.datos, eliminado = excluded.eliminado, seq = excluded.seq, \
+                 actualizado = excluded.actualizado, campos = excluded.campos, reloj = excluded.reloj",
+            );
+            upsert.build().persistent(false).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Reads many documents in one query (absent ones are remembered as absent).
     pub async fn preload(
         &mut self,
@@ -179,11 +238,21 @@ impl Docs {
         now: &str,
         seq: &mut i64,
     ) -> Result<(), AppError> {
-        write(tx, &stored, clock, now, seq).await?;
-        self.map.insert(
-            (stored.doc.collection.clone(), stored.doc.doc_id.clone()),
-            Some(stored),
-        );
+        let key = (stored.doc.collection.clone(), stored.doc.doc_id.clone());
+        if self.buffer {
+            *seq += 1;
+            self.unwritten.insert(
+                key.clone(),
+                Unwritten {
+                    seq: *seq,
+                    clock: clock.to_owned(),
+                    now: now.to_owned(),
+                },
+            );
+        } else {
+            write(tx, &stored, clock, now, seq).await?;
+        }
+        self.map.insert(key, Some(stored));
         Ok(())
     }
 }

@@ -21,7 +21,9 @@ use sqlx::Row;
 use super::apply::{process, Docs, Outcome, Tx};
 use super::db::Db;
 use super::error::AppError;
-use super::queue::{give_up_after, record, result_of, retry_waiting};
+use super::queue::{
+    give_up_after, insert_records, record_row, result_of, retry_waiting, RecordRow,
+};
 use crate::core::config::StoreConfig;
 use crate::core::model::{rfc3339, DocKey, OpKind, OpStatus, Operation};
 use crate::core::protocol::{validate, OpResult, PushRequest, PushResponse};
@@ -74,7 +76,9 @@ impl Db {
             .await?;
         // Read, in a few queries, every document the batch touches or refers to, and which of
         // its ids the hub already holds.
-        let mut docs = Docs::default();
+        // Documents and answers are written at the end, many to a statement.
+        let mut docs = Docs::buffered();
+        let mut rows = Vec::with_capacity(request.operations.len());
         let mut keys = Vec::new();
         for op in &request.operations {
             keys.push((op.collection.clone(), op.doc_id.clone()));
@@ -93,6 +97,7 @@ impl Db {
             let result = apply_one(
                 &mut tx,
                 &mut docs,
+                &mut rows,
                 &mut known,
                 request.store,
                 op,
@@ -116,6 +121,8 @@ impl Db {
             }
             results.push(result);
         }
+        docs.flush(&mut tx).await?;
+        insert_records(&mut tx, &rows).await?;
         if !created.is_empty() {
             retry_waiting(&mut tx, &created, &now, &mut seq).await?;
         }
@@ -165,6 +172,7 @@ impl Db {
 async fn apply_one(
     tx: &mut Tx<'_>,
     docs: &mut Docs,
+    rows: &mut Vec<RecordRow>,
     known: &mut HashSet<String>,
     batch_store: u64,
     op: &Operation,
@@ -179,6 +187,9 @@ async fn apply_one(
     let seen = if !known.contains(&id) {
         None
     } else {
+        // The id may be one this batch recorded: its row must be in the database first.
+        insert_records(tx, rows).await?;
+        rows.clear();
         sqlx::query(
         "SELECT estado, version, error, codigo, huella, conflicto FROM operaciones WHERE id = ?",
     )
@@ -227,10 +238,14 @@ async fn apply_one(
         {
             // The push is the first attempt.
             let outcome = process(tx, docs, op, config, now, seq).await?;
+            if matches!(outcome, Outcome::Deferred { .. }) {
+                // Giving up reads the document from the database.
+                docs.flush(tx).await?;
+            }
             give_up_after(tx, op, outcome, 1, config, now).await?
         }
     };
-    record(tx, op, &huella, log_id, &outcome, now).await?;
+    rows.push(record_row(op, huella, log_id, &outcome, now));
     known.insert(id);
     Ok(result_of(op.id, &outcome))
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use super::apply::{open_conflict, process, Docs, Outcome, Tx};
@@ -95,47 +95,99 @@ fn columns(outcome: &Outcome) -> Columns {
     }
 }
 
-/// Records a new operation with its outcome.
-pub async fn record(
-    tx: &mut Tx<'_>,
+/// A new operation's `operaciones` row, ready to insert.
+pub struct RecordRow {
+    id: String,
+    store: i64,
+    collection: String,
+    doc_id: String,
+    kind: &'static str,
+    data: String,
+    base_version: i64,
+    clock: String,
+    priority: i32,
+    columns: Columns,
+    attempts: i64,
+    huella: String,
+    log_id: i64,
+    created_at: String,
+    received_at: String,
+    base_data: Option<String>,
+}
+
+/// A new operation with its outcome, as its row.
+pub fn record_row(
     op: &Operation,
-    huella: &str,
+    huella: String,
     log_id: i64,
     outcome: &Outcome,
     now: &str,
-) -> Result<(), AppError> {
-    let c = columns(outcome);
-    sqlx::query(
-        "INSERT INTO operaciones (id, tienda, coleccion, objeto_id, operacion, datos, version_base, reloj, \
-         prioridad, estado, tiene_conflicto, intentos, error, codigo, version, huella, registro, \
-         fecha_creacion, fecha_recepcion, fecha_procesamiento, datos_base, espera, conflicto) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(op.id.hyphenated().to_string())
-    .bind(op.store as i64)
-    .bind(&op.collection)
-    .bind(&op.doc_id)
-    .bind(op.kind.as_str())
-    .bind(Value::Object(op.data.clone()).to_string())
-    .bind(op.base_version as i64)
-    .bind(op.clock.to_string())
-    .bind(op.priority)
-    .bind(c.result.status.as_str())
-    .bind(c.has_conflict)
-    .bind(i64::from(op.attempts.saturating_add(1)))
-    .bind(c.result.error)
-    .bind(c.result.code)
-    .bind(c.result.version.map(|v| v as i64))
-    .bind(huella)
-    .bind(log_id)
-    .bind(if op.created_at.is_empty() { now } else { &op.created_at })
-    .bind(now)
-    .bind(now)
-    .bind(op.base_data.as_ref().map(|d| Value::Object(d.clone()).to_string()))
-    .bind(c.waits)
-    .bind(c.conflict)
-    .execute(&mut **tx)
-    .await?;
+) -> RecordRow {
+    RecordRow {
+        id: op.id.hyphenated().to_string(),
+        store: op.store as i64,
+        collection: op.collection.clone(),
+        doc_id: op.doc_id.clone(),
+        kind: op.kind.as_str(),
+        data: Value::Object(op.data.clone()).to_string(),
+        base_version: op.base_version as i64,
+        clock: op.clock.to_string(),
+        priority: op.priority,
+        columns: columns(outcome),
+        attempts: i64::from(op.attempts.saturating_add(1)),
+        huella,
+        log_id,
+        created_at: if op.created_at.is_empty() {
+            now.to_owned()
+        } else {
+            op.created_at.clone()
+        },
+        received_at: now.to_owned(),
+        base_data: op
+            .base_data
+            .as_ref()
+            .map(|d| Value::Object(d.clone()).to_string()),
+    }
+}
+
+/// Inserts new operations' rows, many to a statement (one statement per row costs a round
+/// trip to the database thread each).
+pub async fn insert_records(tx: &mut Tx<'_>, rows: &[RecordRow]) -> Result<(), AppError> {
+    // 23 parameters a row: 400 rows stay far below SQLite's parameter limit.
+    for chunk in rows.chunks(400) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO operaciones (id, tienda, coleccion, objeto_id, operacion, datos, version_base, reloj, \
+             prioridad, estado, tiene_conflicto, intentos, error, codigo, version, huella, registro, \
+             fecha_creacion, fecha_recepcion, fecha_procesamiento, datos_base, espera, conflicto) ",
+        );
+        insert.push_values(chunk, |mut row, r| {
+            let c = &r.columns;
+            row.push_bind(&r.id)
+                .push_bind(r.store)
+                .push_bind(&r.collection)
+                .push_bind(&r.doc_id)
+                .push_bind(r.kind)
+                .push_bind(&r.data)
+                .push_bind(r.base_version)
+                .push_bind(&r.clock)
+                .push_bind(r.priority)
+                .push_bind(c.result.status.as_str())
+                .push_bind(c.has_conflict)
+                .push_bind(r.attempts)
+                .push_bind(&c.result.error)
+                .push_bind(&c.result.code)
+                .push_bind(c.result.version.map(|v| v as i64))
+                .push_bind(&r.huella)
+                .push_bind(r.log_id)
+                .push_bind(&r.created_at)
+                .push_bind(&r.received_at)
+                .push_bind(&r.received_at)
+                .push_bind(&r.base_data)
+                .push_bind(&c.waits)
+                .push_bind(&c.conflict);
+        });
+        insert.build().persistent(false).execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

@@ -95,11 +95,11 @@ test('an admin resolves conflicts by clicking and edits a store configuration', 
     await page.fill('#config-load input[name=tienda]', '5');
     await page.click('#config-load button');
     await page.locator('#config-form:not([hidden])').waitFor();
-    assert.equal(await page.inputValue('#config-form input[name=tamano_lote]'), '100');
+    assert.equal(await page.inputValue('#config-form input[name=tamano_lote]'), '500');
     await page.fill('#config-form input[name=tamano_lote]', '0');
     await page.click('#config-form button[type=submit]');
     await page.locator('#config-errors li', { hasText: 'tamano_lote' }).waitFor();
-    assert.equal((await api(hub.url, '/configuracion/5/')).tamano_lote, 100, 'nothing saved');
+    assert.equal((await api(hub.url, '/configuracion/5/')).tamano_lote, 500, 'nothing saved');
     assert.equal((await api(hub.url, '/configuracion/')).count, 1, 'only store 2 has a stored configuration');
     await page.fill('#config-form input[name=tamano_lote]', '25');
     // Manual for products; their field rules go, since rules only act under "campos".
