@@ -8,8 +8,10 @@
 //! catalog, then runs `--stores` concurrent stores over real HTTP on loopback, each pushing
 //! `--rounds` batches of `--batch` operations (half sales, half stock deltas). It reports
 //! operations per second, p50/p99 push latency and the hub's resident memory afterwards; then
-//! it inserts the same number of rows into a bare SQLite table through the same driver, in
-//! transactions of `--batch`, with the same durability, and reports that rate and the ratio.
+//! it writes the rows the hub writes for the same operations (operation records and document
+//! upserts) into a fresh database with the hub's schema, through the same driver, one
+//! transaction and one multi-row statement per table per `--batch`, with the same durability,
+//! and reports that rate and the ratio.
 //! The result is one JSON line on stdout.
 
 #[cfg(target_arch = "wasm32")]
@@ -172,7 +174,11 @@ mod native {
             .status();
         let _ = hub.wait();
 
-        // The physical limit: the same number of rows, in transactions of `batch`, same durability.
+        // The physical limit: the rows the hub writes for the same operations (each
+        // operation's `operaciones` row and its document's upsert), into the hub's own schema
+        // and indexes, with the same durability, one transaction per batch, each table one
+        // multi-row statement per batch. What the hub adds on top is HTTP, JSON, checking and
+        // deciding each operation, and the sync history.
         let mut raw = SqliteConnectOptions::from_str("sqlite:")
             .unwrap()
             .filename(dir.join("raw.db"))
@@ -182,27 +188,99 @@ mod native {
             .connect()
             .await
             .unwrap();
-        sqlx::query("CREATE TABLE filas (id TEXT PRIMARY KEY, tienda INTEGER, coleccion TEXT, objeto_id TEXT, operacion TEXT, datos TEXT, reloj TEXT)")
-            .execute(&mut raw)
-            .await
-            .unwrap();
+        sqlx::migrate!("./migrations").run(&mut raw).await.unwrap();
+        let now = "2026-12-03T10:00:00.000Z";
+        let mut seq = 0i64;
         let raw_started = Instant::now();
         for b in 0..total / batch {
+            let rows: Vec<(usize, bool, String)> = (0..batch)
+                .map(|i| {
+                    let n = b * batch + i;
+                    let sale = i % 2 == 0;
+                    let doc = if sale {
+                        format!("s{n}")
+                    } else {
+                        format!("P{}", n % products)
+                    };
+                    (n, sale, doc)
+                })
+                .collect();
             let mut tx = raw.begin().await.unwrap();
-            for i in 0..batch {
-                let n = b * batch + i;
-                sqlx::query("INSERT INTO filas VALUES (?, ?, ?, ?, ?, ?, ?)")
-                    .bind(uuid::Uuid::from_u128(n as u128).to_string())
-                    .bind((n % stores) as i64)
-                    .bind("ventas")
-                    .bind(format!("s{n}"))
-                    .bind("crear")
-                    .bind(r#"{"producto":"P1","cantidad":1,"importe":"9.99"}"#)
-                    .bind("1733240000000-00000-1")
-                    .execute(&mut *tx)
-                    .await
-                    .unwrap();
+            let mut ops = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO operaciones (id, tienda, coleccion, objeto_id, operacion, datos, version_base, reloj, \
+                 prioridad, estado, tiene_conflicto, intentos, error, codigo, version, huella, registro, \
+                 fecha_creacion, fecha_recepcion, fecha_procesamiento, datos_base, espera, conflicto) ",
+            );
+            ops.push_values(&rows, |mut row, (n, sale, doc)| {
+                row.push_bind(uuid::Uuid::from_u128(*n as u128).to_string())
+                    .push_bind((n % stores) as i64 + 1)
+                    .push_bind(if *sale { "ventas" } else { "productos" })
+                    .push_bind(doc)
+                    .push_bind(if *sale { "crear" } else { "incrementar" })
+                    .push_bind(if *sale {
+                        r#"{"cantidad":1,"importe":"9.99","producto":"P1"}"#
+                    } else {
+                        r#"{"stock":-1}"#
+                    })
+                    .push_bind(0i64)
+                    .push_bind(format!("{:013}-00000-1", 1_733_240_000_000u64 + *n as u64))
+                    .push_bind(0i64)
+                    .push_bind("aplicada")
+                    .push_bind(false)
+                    .push_bind(1i64)
+                    .push_bind(None::<String>)
+                    .push_bind(None::<String>)
+                    .push_bind(1i64)
+                    .push_bind(format!("{:064x}", n))
+                    .push_bind(b as i64)
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(None::<String>)
+                    .push_bind(None::<String>)
+                    .push_bind(None::<String>);
+            });
+            ops.build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let mut docs = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO documentos (coleccion, objeto_id, version, datos, eliminado, seq, actualizado, campos, reloj) ",
+            );
+            // One upsert per document, as the hub keeps the last write of each in a batch.
+            let mut seen = std::collections::BTreeMap::new();
+            for (n, sale, doc) in &rows {
+                seq += 1;
+                seen.insert((*sale, doc.clone()), (*n, seq));
             }
+            let mut docs_rows: Vec<_> = seen.into_iter().collect();
+            docs_rows.sort_by_key(|(_, (_, s))| *s);
+            docs.push_values(&docs_rows, |mut row, ((sale, doc), (n, s))| {
+                row.push_bind(if *sale { "ventas" } else { "productos" })
+                    .push_bind(doc)
+                    .push_bind(1i64)
+                    .push_bind(if *sale {
+                        r#"{"cantidad":1,"importe":"9.99","producto":"P1"}"#
+                    } else {
+                        r#"{"stock":999999}"#
+                    })
+                    .push_bind(false)
+                    .push_bind(*s)
+                    .push_bind(now)
+                    .push_bind("{}")
+                    .push_bind(format!("{:013}-00000-1", 1_733_240_000_000u64 + *n as u64));
+            });
+            docs.push(
+                " ON CONFLICT (coleccion, objeto_id) DO UPDATE SET version = version + 1, \
+                 datos = excluded.datos, seq = excluded.seq, actualizado = excluded.actualizado, \
+                 reloj = excluded.reloj",
+            );
+            docs.build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
         }
         let raw_rate = total as f64 / raw_started.elapsed().as_secs_f64();

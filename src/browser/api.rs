@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::{CustomEvent, CustomEventInit, EventTarget};
 
-use super::env::{is_online, now_ms, random_uuid, sleep, GlobalListener};
+use super::env::{is_online, now_ms, random_uuids, sleep, GlobalListener};
 use super::http::FetchTransport;
 use super::idb::IdbStore;
 use super::js::{
@@ -174,8 +174,9 @@ impl PosSync {
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let op = parse_operation(op)?;
-            let queued = enqueue(&inner, vec![op]).await?;
+            let op: JsNewOperation =
+                from_js(op).map_err(|e| invalid(format!("invalid operation: {e}")))?;
+            let queued = enqueue(&inner, new_operations(vec![op])?).await?;
             to_js(&queued[0])
         })
     }
@@ -191,11 +192,16 @@ impl PosSync {
             let array: Array = ops
                 .dyn_into()
                 .map_err(|_| invalid("enqueueMany takes an array of operations".into()))?;
-            let ops = array
-                .iter()
-                .map(parse_operation)
-                .collect::<Result<Vec<_>, _>>()?;
-            let queued = enqueue(&inner, ops).await?;
+            // The whole array is read at once; when it does not fit, each element is read
+            // alone, so the error names the first bad one as `enqueue` would.
+            let ops: Vec<JsNewOperation> = match from_js(array.clone().into()) {
+                Ok(ops) => ops,
+                Err(_) => array
+                    .iter()
+                    .map(|op| from_js(op).map_err(|e| invalid(format!("invalid operation: {e}"))))
+                    .collect::<Result<_, _>>()?,
+            };
+            let queued = enqueue(&inner, new_operations(ops)?).await?;
             to_js(&queued)
         })
     }
@@ -396,22 +402,24 @@ impl PosSync {
     }
 }
 
-fn parse_operation(value: JsValue) -> Result<NewOperation, JsValue> {
-    let op: JsNewOperation =
-        from_js(value).map_err(|e| invalid(format!("invalid operation: {e}")))?;
-    let id = match op.id {
-        Some(id) => id,
-        None => random_uuid().map_err(|e| js_error("PosSyncStorageError", &e))?,
-    };
-    Ok(NewOperation {
-        id,
-        collection: op.coleccion,
-        doc_id: op.objeto_id,
-        kind: op.operacion,
-        data: op.datos.unwrap_or_default(),
-        base_version: op.version_base,
-        priority: op.prioridad,
-    })
+/// Operations as the page gave them, each with an id (a fresh random one where none was given).
+fn new_operations(ops: Vec<JsNewOperation>) -> Result<Vec<NewOperation>, JsValue> {
+    let missing = ops.iter().filter(|op| op.id.is_none()).count();
+    let mut fresh = random_uuids(missing)
+        .map_err(|e| js_error("PosSyncStorageError", &e))?
+        .into_iter();
+    Ok(ops
+        .into_iter()
+        .map(|op| NewOperation {
+            id: op.id.or_else(|| fresh.next()).unwrap_or_default(),
+            collection: op.coleccion,
+            doc_id: op.objeto_id,
+            kind: op.operacion,
+            data: op.datos.unwrap_or_default(),
+            base_version: op.version_base,
+            priority: op.prioridad,
+        })
+        .collect())
 }
 
 async fn enqueue(

@@ -11,18 +11,27 @@ pub fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
-/// A random UUID (v4) from the host's `crypto.randomUUID()`.
-pub fn random_uuid() -> Result<uuid::Uuid, String> {
-    let global = js_sys::global();
-    let crypto = Reflect::get(&global, &"crypto".into())
-        .map_err(|_| "crypto is not available".to_string())?;
-    let crypto: web_sys::Crypto = crypto
-        .dyn_into()
-        .map_err(|_| "crypto is not available".to_string())?;
-    crypto
-        .random_uuid()
-        .parse()
-        .map_err(|e| format!("crypto.randomUUID() returned a bad id: {e}"))
+/// `n` random UUIDs (v4) from the host's `crypto.getRandomValues`, one call per 4,096.
+pub fn random_uuids(n: usize) -> Result<Vec<uuid::Uuid>, String> {
+    let crypto: web_sys::Crypto = Reflect::get(&js_sys::global(), &"crypto".into())
+        .ok()
+        .and_then(|c| c.dyn_into().ok())
+        .ok_or_else(|| "crypto is not available".to_string())?;
+    let mut bytes = vec![0u8; n * 16];
+    // getRandomValues fills at most 65,536 bytes a call.
+    for chunk in bytes.chunks_mut(65_536) {
+        crypto
+            .get_random_values_with_u8_array(chunk)
+            .map_err(|_| "crypto.getRandomValues failed".to_string())?;
+    }
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|b| {
+            let mut random = [0u8; 16];
+            random.copy_from_slice(b);
+            uuid::Builder::from_random_bytes(random).into_uuid()
+        })
+        .collect())
 }
 
 /// `navigator.onLine`, or `true` where the host does not say.

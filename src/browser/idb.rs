@@ -10,8 +10,8 @@
 //! together and the commit is asked for at once, so IndexedDB pipelines them; only the last
 //! request is awaited. Writes go through web-sys rather than rexie for two reasons rexie cannot
 //! serve: an aborted transaction's reason (a full quota must reject as `PosSyncQuotaError`,
-//! and rexie reports only "aborted"), and rexie's two JS closures per request, which cost a
-//! batched enqueue about a third of its time. The transaction durability is the browser's
+//! and rexie reports only "aborted"), and rexie's two JS closures per request, which a batched
+//! enqueue paid for every record. The transaction durability is the browser's
 //! default (`relaxed` in Chromium 121+: the commit reaches the operating system, which
 //! flushes it to disk within seconds).
 
