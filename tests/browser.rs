@@ -166,6 +166,56 @@ async fn bad_input_rejects_with_a_named_error_and_queues_nothing() {
         wait(engine.pending_count()).await.unwrap().as_f64(),
         Some(0.0)
     );
+    // An id is queued once: a page retrying an enqueue it is unsure of gets a clear refusal.
+    let id = "8d9e4a52-7a63-4c1e-9b0a-3f1f0c2d4e5a";
+    let sale = json!({"id": id, "coleccion": "ventas", "objeto_id": "v2", "operacion": "crear", "datos": {}});
+    wait(engine.enqueue(js(sale.clone()))).await.unwrap();
+    let err = wait(engine.enqueue(js(sale.clone()))).await.unwrap_err();
+    assert_eq!(error_name(&err), "PosSyncInvalidError");
+    assert!(error_message(&err).contains(id), "{}", error_message(&err));
+    let err = wait(engine.enqueue_many(js(json!([
+        {"coleccion": "ventas", "objeto_id": "v3", "operacion": "crear", "datos": {}},
+        sale
+    ]))))
+    .await
+    .unwrap_err();
+    assert!(
+        error_message(&err).contains("already queued"),
+        "{}",
+        error_message(&err)
+    );
+    assert_eq!(
+        wait(engine.pending_count()).await.unwrap().as_f64(),
+        Some(1.0)
+    );
+    wait(engine.enqueue(js(
+        json!({"coleccion": "ventas", "objeto_id": "v3", "operacion": "crear", "datos": {}}),
+    )))
+    .await
+    .unwrap();
+    let queued = rust(wait(engine.operations()).await.unwrap());
+    let docs: Vec<&str> = queued
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["objeto_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(docs, vec!["v2", "v3"]);
+    // The auto-increment keys of refused calls were rolled back with them.
+    let seqs: Vec<u64> = queued
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs[1],
+        seqs[0] + 1,
+        "the refused calls used no sequence numbers: {queued}"
+    );
+    engine.close();
+    // A fresh database for the cases below.
+    let engine = open(3, &fresh_name("bad-input-2"), "http://127.0.0.1:9").await;
     let err = PosSync::connect(js(json!({"storeId": 3, "dbname": "typo"})))
         .await
         .err()

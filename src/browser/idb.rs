@@ -381,7 +381,16 @@ impl Store for IdbStore {
             last = Some(queue.add(&record).map_err(dom_error)?);
         }
         let last = last.ok_or_else(|| StoreError::Backend("no record to add".into()))?;
-        finish(tx).await?;
+        finish(tx).await.map_err(|e| match e {
+            // The queue's one unique index is on the operation id.
+            StoreError::Backend(text) if text.starts_with("ConstraintError") => {
+                StoreError::DuplicateId(match ops.as_slice() {
+                    [only] => only.id.to_string(),
+                    _ => format!("one of the {} in this call", ops.len()),
+                })
+            }
+            other => other,
+        })?;
         // The transaction committed, so every request is done and holds its result.
         let last_seq = last
             .result()

@@ -172,7 +172,9 @@ pub(crate) struct Status {
 /// The stable `name` of the JS `Error` for each failure.
 pub fn error_name(e: &EngineError) -> &'static str {
     match e {
-        EngineError::Invalid(_) => "PosSyncInvalidError",
+        EngineError::Invalid(_) | EngineError::Store(StoreError::DuplicateId(_)) => {
+            "PosSyncInvalidError"
+        }
         EngineError::Store(StoreError::QuotaExceeded(_)) => "PosSyncQuotaError",
         EngineError::Store(StoreError::WrongStore { .. }) => "PosSyncWrongStoreError",
         EngineError::Store(_) => "PosSyncStorageError",

@@ -22,6 +22,9 @@ pub enum StoreError {
     /// The backend is out of space; nothing was written.
     #[error("storage quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// An operation's id is already in the queue (or twice in one call); nothing was written.
+    #[error("operation id already queued: {0}")]
+    DuplicateId(String),
     /// The database already belongs to another store.
     #[error("this database belongs to store {found}, not store {expected}")]
     WrongStore {
@@ -166,6 +169,10 @@ impl Store for MemoryStore {
 
     async fn append(&self, ops: Vec<Operation>) -> Result<Vec<Operation>, StoreError> {
         let mut inner = self.inner.borrow_mut();
+        let mut ids: std::collections::HashSet<_> = inner.queue.values().map(|o| o.id).collect();
+        if let Some(dup) = ops.iter().find(|o| !ids.insert(o.id)) {
+            return Err(StoreError::DuplicateId(dup.id.to_string()));
+        }
         let mut out = Vec::with_capacity(ops.len());
         for mut op in ops {
             if needs_base(&op) {
@@ -320,6 +327,7 @@ pub mod conformance {
         queue_keeps_creation_order_and_counts(fresh().await).await;
         settle_removes_and_rewrites(fresh().await).await;
         settle_removes_runs_with_gaps(fresh().await).await;
+        a_queued_id_cannot_be_queued_again(fresh().await).await;
         cache_and_cursor_move_together(fresh().await).await;
         base_version_comes_from_the_cache(fresh().await).await;
         meta_remembers_store_and_clock(fresh().await).await;
@@ -392,6 +400,37 @@ pub mod conformance {
         assert_eq!(all[0].attempts, 1);
         assert_eq!(all[1].id.as_u128(), 3);
         assert_eq!(all[1].status, OpStatus::Pending);
+    }
+
+    /// An id is queued once: appending it again, alone or inside a batch, or twice in one
+    /// batch, fails and writes nothing.
+    pub async fn a_queued_id_cannot_be_queued_again<S: Store>(s: S) {
+        let first = op(1, "ventas", "v1", OpKind::Create, json!({}));
+        s.append(vec![first.clone()]).await.unwrap();
+        for batch in [
+            vec![first.clone()],
+            vec![
+                op(2, "ventas", "v2", OpKind::Create, json!({})),
+                first.clone(),
+            ],
+            vec![
+                op(3, "ventas", "v3", OpKind::Create, json!({})),
+                op(3, "ventas", "v3", OpKind::Create, json!({})),
+            ],
+        ] {
+            match s.append(batch).await {
+                Err(StoreError::DuplicateId(_)) => {}
+                other => panic!("expected DuplicateId, got {other:?}"),
+            }
+        }
+        let ids: Vec<u128> = s
+            .operations()
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.id.as_u128())
+            .collect();
+        assert_eq!(ids, vec![1]);
     }
 
     /// Removing many operations at once, unsorted and with gaps, removes exactly those.
