@@ -88,8 +88,10 @@ impl Inner {
             .filter(|c| !before.iter().any(|b| b.id == c.id))
             .map(|c| ("abierto", c));
         for (state, conflict) in closed.chain(opened) {
-            let detail = serde_json::json!({"estado": state, "conflicto": conflict});
-            if let Ok(detail) = to_js(&detail) {
+            if let Ok(detail) = to_js(&ConflictEvent {
+                estado: state,
+                conflicto: conflict,
+            }) {
                 self.dispatch("conflict", &detail);
             }
         }
@@ -111,6 +113,13 @@ impl Inner {
             let _ = tx.send(());
         }
     }
+}
+
+/// The detail of a "conflict" event.
+#[derive(serde::Serialize)]
+struct ConflictEvent<'a> {
+    estado: &'static str,
+    conflicto: &'a crate::core::protocol::ConflictSummary,
 }
 
 /// Continuous sync: sync now, then every interval, and at once when woken (the device came

@@ -3,7 +3,7 @@
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
 
-use crate::core::config::StoreConfig;
+use crate::core::config::SyncSettings;
 use crate::core::model::StoreId;
 use crate::core::protocol::{
     path, ConflictSummary, ErrorBody, OpState, Page, PullQuery, PullResponse, PushRequest,
@@ -64,7 +64,7 @@ impl Transport for FetchTransport {
         self.get(&path::pull(query)).await
     }
 
-    async fn config(&self, store: StoreId) -> Result<StoreConfig, TransportError> {
+    async fn config(&self, store: StoreId) -> Result<SyncSettings, TransportError> {
         self.get(&path::config(store)).await
     }
 

@@ -52,6 +52,40 @@ pub struct StoreConfig {
     pub resync: u64,
 }
 
+/// The part of a store's configuration the engine obeys, read from the hub's full
+/// configuration (the other fields are the hub's business and are skipped unread, which keeps
+/// the conflict rules' code out of the engine's wasm).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct SyncSettings {
+    /// How often the engine syncs while running, in milliseconds.
+    #[serde(default = "defaults::interval")]
+    pub intervalo_ms: u32,
+    /// Priority per collection: higher drains first.
+    #[serde(default)]
+    pub prioridades: BTreeMap<String, i32>,
+    /// Operations per push.
+    #[serde(default = "defaults::batch")]
+    pub tamano_lote: usize,
+    /// Collections cached for offline use (empty: all).
+    #[serde(default = "defaults::cached")]
+    pub colecciones_cache: Vec<String>,
+    /// Raised by a full-resync order.
+    #[serde(default)]
+    pub resync: u64,
+}
+
+impl From<&StoreConfig> for SyncSettings {
+    fn from(c: &StoreConfig) -> Self {
+        SyncSettings {
+            intervalo_ms: c.intervalo_ms,
+            prioridades: c.prioridades.clone(),
+            tamano_lote: c.tamano_lote,
+            colecciones_cache: c.colecciones_cache.clone(),
+            resync: c.resync,
+        }
+    }
+}
+
 mod defaults {
     use super::*;
 
@@ -221,6 +255,25 @@ impl StoreConfig {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_engine_reads_its_settings_from_the_hubs_full_configuration() {
+        let mut c = StoreConfig::new(4);
+        c.tamano_lote = 7;
+        c.resync = 2;
+        c.prioridades.insert("ventas".into(), 9);
+        let json = serde_json::to_string(&c).unwrap();
+        let read: SyncSettings = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, SyncSettings::from(&c));
+        assert_eq!(
+            (read.tamano_lote, read.resync, read.prioridades["ventas"]),
+            (7, 2, 9)
+        );
+        // A hub that sends fewer fields still gives usable settings.
+        let partial: SyncSettings = serde_json::from_str(r#"{"tienda": 4}"#).unwrap();
+        assert_eq!(partial.tamano_lote, defaults::batch());
+        assert_eq!(partial.intervalo_ms, defaults::interval());
+    }
 
     #[test]
     fn defaults_cover_the_demo_collections() {

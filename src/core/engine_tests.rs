@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
-use crate::core::config::StoreConfig;
+use crate::core::config::{StoreConfig, SyncSettings};
 use crate::core::model::Document;
 use crate::core::protocol::{
     Change, ConflictSummary, ErrorBody, OpResult, OpState, PullResponse, PushResponse,
@@ -81,14 +81,14 @@ impl Transport for Scripted {
         }))
     }
 
-    async fn config(&self, store: StoreId) -> Result<StoreConfig, TransportError> {
+    async fn config(&self, store: StoreId) -> Result<SyncSettings, TransportError> {
         let mut c = self
             .config
             .borrow()
             .clone()
             .unwrap_or_else(|| StoreConfig::new(store));
         c.tamano_lote = self.batch.get().unwrap_or(c.tamano_lote);
-        Ok(c)
+        Ok(SyncSettings::from(&c))
     }
 
     async fn conflicts(&self, _store: StoreId) -> Result<Vec<ConflictSummary>, TransportError> {

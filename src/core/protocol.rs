@@ -98,8 +98,10 @@ impl PullQuery {
     }
 }
 
-/// One changed document in a pull, with the hub's commit sequence.
+/// One changed document in a pull, with the hub's commit sequence. On the wire the document's
+/// fields sit beside `seq` and `reloj`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "ChangeWire")]
 pub struct Change {
     /// The hub's commit sequence of this change; unique and increasing.
     pub seq: u64,
@@ -109,6 +111,37 @@ pub struct Change {
     /// The clock of the change, so the store's clock orders its next writes after it.
     #[serde(rename = "reloj", default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<super::clock::Hlc>,
+}
+
+/// A [`Change`] as read from the wire: flat fields, read directly (serde's `flatten` would
+/// buffer every change first, which is slower and costs the engine's wasm the buffering code).
+#[derive(Deserialize)]
+struct ChangeWire {
+    seq: u64,
+    coleccion: String,
+    objeto_id: String,
+    version: u64,
+    datos: super::model::Fields,
+    #[serde(default)]
+    eliminado: bool,
+    #[serde(default)]
+    reloj: Option<super::clock::Hlc>,
+}
+
+impl From<ChangeWire> for Change {
+    fn from(w: ChangeWire) -> Self {
+        Change {
+            seq: w.seq,
+            doc: Document {
+                collection: w.coleccion,
+                doc_id: w.objeto_id,
+                version: w.version,
+                data: w.datos,
+                deleted: w.eliminado,
+            },
+            clock: w.reloj,
+        }
+    }
 }
 
 /// The hub's answer to a pull.
@@ -318,7 +351,14 @@ mod tests {
         .unwrap();
         assert_eq!(c.seq, 9);
         assert_eq!(c.doc.version, 3);
+        assert_eq!(c.clock, None);
         assert_eq!(serde_json::to_value(&c).unwrap()["objeto_id"], "P1");
+        // What the hub writes reads back the same, clock and tombstone included.
+        let mut c2 = c.clone();
+        c2.doc.deleted = true;
+        c2.clock = Some("0001733240000000-00002-4".parse().unwrap());
+        let back: Change = serde_json::from_str(&serde_json::to_string(&c2).unwrap()).unwrap();
+        assert_eq!(back, c2);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! The browser implements it with `fetch`; tests implement it with an in-process hub.
 
-use super::config::StoreConfig;
+use super::config::SyncSettings;
 use super::model::StoreId;
 use super::protocol::{
     ConflictSummary, ErrorBody, OpState, PullQuery, PullResponse, PushRequest, PushResponse,
@@ -54,8 +54,8 @@ pub trait Transport {
     async fn push(&self, request: &PushRequest) -> Result<PushResponse, TransportError>;
     /// Fetches changes after a cursor.
     async fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError>;
-    /// Fetches the store's configuration.
-    async fn config(&self, store: StoreId) -> Result<StoreConfig, TransportError>;
+    /// Fetches the part of the store's configuration the engine obeys.
+    async fn config(&self, store: StoreId) -> Result<SyncSettings, TransportError>;
     /// Fetches the store's open conflicts.
     async fn conflicts(&self, store: StoreId) -> Result<Vec<ConflictSummary>, TransportError>;
     /// Fetches where the given operations (at most 100) stand on the hub.

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use pos_sync::core::config::StoreConfig;
+use pos_sync::core::config::SyncSettings;
 use pos_sync::core::protocol::{
     path, ConflictSummary, ErrorBody, OpState, Page, PullQuery, PullResponse, PushRequest,
     PushResponse,
@@ -146,7 +146,7 @@ impl Transport for LocalTransport {
         self.get(&path::pull(query)).await
     }
 
-    async fn config(&self, store: StoreId) -> Result<StoreConfig, TransportError> {
+    async fn config(&self, store: StoreId) -> Result<SyncSettings, TransportError> {
         self.get(&path::config(store)).await
     }
 
