@@ -174,11 +174,11 @@ export async function cacheRead(dbName, reads) {
 }
 
 /** A till that synced (its catalog cached), then queued `n` sales offline: times the sync
- * that follows until the hub has applied them all. */
-export async function drain(n, storeId) {
+ * that follows until the hub has applied them all. Each `round` sells other documents. */
+export async function drain(n, storeId, round = 0) {
   const engine = await PosSync.open({ storeId, dbName: unique('drain'), hubUrl: '', cachedCollections: ['productos'] });
   await engine.syncNow();
-  for (let i = 0; i < n; i += 1000) await engine.enqueueMany(Array.from({ length: 1000 }, (_, k) => sale(storeId * 1e6 + i + k)));
+  for (let i = 0; i < n; i += 1000) await engine.enqueueMany(Array.from({ length: 1000 }, (_, k) => sale(storeId * 1e6 + round * 1e5 + i + k)));
   const t = performance.now();
   const summary = await engine.syncNow();
   const ms = performance.now() - t;
