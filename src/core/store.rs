@@ -308,6 +308,23 @@ pub mod conformance {
         }
     }
 
+    /// Queues sales 1 to `n` (ids 1 to `n`), one call.
+    async fn queue_sales<S: Store>(s: &S, n: u128) -> Vec<Operation> {
+        s.append(
+            (1..=n)
+                .map(|n| op(n, "ventas", &format!("v{n}"), OpKind::Create, json!({})))
+                .collect(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The ids in the queue, in order.
+    async fn queued_ids<S: Store>(s: &S) -> Vec<u128> {
+        let ops = s.operations().await.unwrap();
+        ops.iter().map(|o| o.id.as_u128()).collect()
+    }
+
     fn change(seq: u64, doc: &str, version: u64, stock: i64, deleted: bool) -> Change {
         Change {
             clock: None,
@@ -379,14 +396,7 @@ pub mod conformance {
 
     /// Settling removes applied operations and keeps the others with their new state.
     pub async fn settle_removes_and_rewrites<S: Store>(s: S) {
-        let ops = s
-            .append(
-                (1..=3)
-                    .map(|n| op(n, "ventas", &format!("v{n}"), OpKind::Create, json!({})))
-                    .collect(),
-            )
-            .await
-            .unwrap();
+        let ops = queue_sales(&s, 3).await;
         let mut rejected = ops[1].clone();
         rejected.status = OpStatus::Rejected;
         rejected.error = Some("ya_existe".into());
@@ -423,38 +433,17 @@ pub mod conformance {
                 other => panic!("expected DuplicateId, got {other:?}"),
             }
         }
-        let ids: Vec<u128> = s
-            .operations()
-            .await
-            .unwrap()
-            .iter()
-            .map(|o| o.id.as_u128())
-            .collect();
-        assert_eq!(ids, vec![1]);
+        assert_eq!(queued_ids(&s).await, vec![1]);
     }
 
     /// Removing many operations at once, unsorted and with gaps, removes exactly those.
     pub async fn settle_removes_runs_with_gaps<S: Store>(s: S) {
-        let ops = s
-            .append(
-                (1..=8)
-                    .map(|n| op(n, "ventas", &format!("v{n}"), OpKind::Create, json!({})))
-                    .collect(),
-            )
-            .await
-            .unwrap();
+        let ops = queue_sales(&s, 8).await;
         let seq = |i: usize| ops[i].seq.unwrap();
         // Keep the 4th and the 7th; remove the rest, given out of order and one twice.
         let remove = [seq(5), seq(0), seq(2), seq(1), seq(7), seq(4), seq(2)];
         s.settle(&remove, &[]).await.unwrap();
-        let left: Vec<u128> = s
-            .operations()
-            .await
-            .unwrap()
-            .iter()
-            .map(|o| o.id.as_u128())
-            .collect();
-        assert_eq!(left, vec![4, 7]);
+        assert_eq!(queued_ids(&s).await, vec![4, 7]);
         assert_eq!(s.pending_count().await.unwrap(), 2);
     }
 
