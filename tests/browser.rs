@@ -442,3 +442,35 @@ async fn a_conflict_opens_and_closes_with_events_and_the_cache_shows_the_resolut
     assert_eq!(cached["datos"]["telefono"], "12");
     engine.close();
 }
+
+#[wasm_bindgen_test]
+async fn close_releases_the_database_so_it_can_be_deleted_and_later_calls_reject() {
+    let db = fresh_name("close");
+    let engine = open(4, &db, "http://127.0.0.1:9").await;
+    wait(engine.enqueue(js(
+        json!({"coleccion": "ventas", "objeto_id": "v1", "operacion": "crear", "datos": {}}),
+    )))
+    .await
+    .unwrap();
+    engine.close();
+    let err = wait(engine.enqueue(js(
+        json!({"coleccion": "ventas", "objeto_id": "v2", "operacion": "crear", "datos": {}}),
+    )))
+    .await
+    .unwrap_err();
+    assert_eq!(error_name(&err), "PosSyncStorageError");
+    assert!(
+        error_message(&err).contains("closed"),
+        "{}",
+        error_message(&err)
+    );
+    // With both connections closed, the deletion completes (it waits forever otherwise).
+    wait(PosSync::delete_database(db.clone())).await.unwrap();
+    let again = open(4, &db, "http://127.0.0.1:9").await;
+    assert_eq!(
+        wait(again.pending_count()).await.unwrap().as_f64(),
+        Some(0.0)
+    );
+    again.close();
+    wait(PosSync::delete_database(db)).await.unwrap();
+}

@@ -339,11 +339,13 @@ impl PosSync {
         Ok(())
     }
 
-    /// Stops syncing and detaches from connectivity events. Queued operations stay in the
-    /// database for the next `open`.
+    /// Stops syncing, detaches from connectivity events and closes the database (so
+    /// `deleteDatabase` can run). Queued operations stay in the database for the next `open`;
+    /// this engine's later calls reject.
     pub fn close(&self) {
         self.stop();
         self.inner.listeners.borrow_mut().clear();
+        self.inner.engine.store().close();
     }
 }
 
@@ -356,6 +358,12 @@ impl PosSync {
             .db_name
             .clone()
             .unwrap_or_else(|| format!("pos-sync-{}", options.store_id));
+        if options.store_id > crate::core::protocol::MAX_SAFE_INTEGER as u64 {
+            return Err(invalid(format!(
+                "invalid options: storeId must be at most {}",
+                crate::core::protocol::MAX_SAFE_INTEGER
+            )));
+        }
         if db_name.is_empty() {
             return Err(invalid("invalid options: dbName must not be empty".into()));
         }

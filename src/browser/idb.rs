@@ -64,7 +64,8 @@ const UPGRADES: [fn(RexieBuilder) -> RexieBuilder; SCHEMA_VERSION as usize] = [s
 /// transaction's requests without a callback each, commits at once, and reports why a
 /// transaction aborted (a full quota), which rexie does not expose.
 pub struct IdbStore {
-    db: Rexie,
+    /// `None` once closed.
+    db: std::cell::RefCell<Option<Rexie>>,
     writer: Writer,
 }
 
@@ -82,12 +83,19 @@ impl IdbStore {
                 return Err(e);
             }
         };
-        Ok(IdbStore { db, writer })
+        Ok(IdbStore {
+            db: std::cell::RefCell::new(Some(db)),
+            writer,
+        })
     }
 
-    /// Closes the database.
-    pub fn close(self) {
-        self.db.close();
+    /// Closes both connections (so the database can be deleted or upgraded); every later call
+    /// fails with a storage error.
+    pub fn close(&self) {
+        if let Some(db) = self.db.borrow_mut().take() {
+            db.close();
+        }
+        self.writer.closed.set(true);
         self.writer.db.close();
     }
 
@@ -114,7 +122,10 @@ impl IdbStore {
     }
 
     fn tx(&self, stores: &[&str], mode: TransactionMode) -> Result<rexie::Transaction, StoreError> {
-        self.db.transaction(stores, mode).map_err(backend)
+        match self.db.borrow().as_ref() {
+            Some(db) => db.transaction(stores, mode).map_err(backend),
+            None => Err(closed()),
+        }
     }
 }
 
@@ -177,6 +188,11 @@ fn status_range(status: OpStatus) -> Result<KeyRange, StoreError> {
 /// request.
 struct Writer {
     db: web_sys::IdbDatabase,
+    closed: std::cell::Cell<bool>,
+}
+
+fn closed() -> StoreError {
+    StoreError::Backend("the engine was closed; open it again to use it".into())
 }
 
 impl Writer {
@@ -190,10 +206,14 @@ impl Writer {
         let db = request_result(&request, None).await?;
         Ok(Writer {
             db: db.unchecked_into(),
+            closed: std::cell::Cell::new(false),
         })
     }
 
     fn tx(&self, stores: &[&str]) -> Result<web_sys::IdbTransaction, StoreError> {
+        if self.closed.get() {
+            return Err(closed());
+        }
         let names: js_sys::Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
         self.db
             .transaction_with_str_sequence_and_mode(&names, web_sys::IdbTransactionMode::Readwrite)

@@ -245,6 +245,12 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
                 seq: None,
             };
             validate(&op)?;
+            if ops.iter().any(|o: &Operation| o.id == op.id) {
+                return Err(EngineError::Invalid(InvalidOperation {
+                    field: "id",
+                    message: format!("{} appears twice in this call", op.id),
+                }));
+            }
             ops.push(op);
         }
         let queued = self.store.append(ops).await?;

@@ -373,4 +373,17 @@ fn a_database_of_another_store_is_refused_and_invalid_operations_queue_nothing()
         Err(EngineError::Invalid(_))
     ));
     assert_eq!(block_on(e.pending_count()).unwrap(), 0);
+    // One id twice in a call is named, and nothing of the call is queued.
+    match block_on(e.enqueue(vec![sale(1, "a"), sale(3, "b"), sale(1, "c")])) {
+        Err(EngineError::Invalid(i)) => {
+            assert_eq!(i.field, "id");
+            assert!(
+                i.message.contains(&Uuid::from_u128(1).to_string()),
+                "{}",
+                i.message
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert_eq!(block_on(e.pending_count()).unwrap(), 0);
 }

@@ -98,6 +98,10 @@ impl PullQuery {
     }
 }
 
+/// The largest integer a JavaScript number holds exactly (2^53 − 1): deltas beyond it would
+/// reach the hub rounded, as floats.
+pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
+
 /// One changed document in a pull, with the hub's commit sequence. On the wire the document's
 /// fields sit beside `seq` and `reloj`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -293,8 +297,15 @@ pub fn validate(op: &Operation) -> Result<(), InvalidOperation> {
                     "an increment needs at least one {field: delta}".into(),
                 );
             }
-            if let Some((k, _)) = op.data.iter().find(|(_, v)| v.as_i64().is_none()) {
-                return bad("datos", format!("the delta of {k:?} must be an integer"));
+            let exact = |v: &Value| v.as_i64().is_some_and(|d| d.abs() <= MAX_SAFE_INTEGER);
+            if let Some((k, _)) = op.data.iter().find(|(_, v)| !exact(v)) {
+                return bad(
+                    "datos",
+                    format!(
+                        "the delta of {k:?} must be an integer within ±{MAX_SAFE_INTEGER} \
+                         (what a browser holds exactly)"
+                    ),
+                );
             }
         }
         OpKind::Update if op.data.is_empty() => {
@@ -367,6 +378,16 @@ mod tests {
         assert_eq!(validate(&o).unwrap_err().field, "datos");
         o.data = json!({"stock": -1}).as_object().unwrap().clone();
         assert!(validate(&o).is_ok());
+        for (delta, ok) in [
+            (json!(MAX_SAFE_INTEGER), true),
+            (json!(-MAX_SAFE_INTEGER), true),
+            (json!(MAX_SAFE_INTEGER + 1), false),
+            (json!(-MAX_SAFE_INTEGER - 1), false),
+            (json!(u64::MAX), false),
+        ] {
+            o.data = json!({ "stock": delta }).as_object().unwrap().clone();
+            assert_eq!(validate(&o).is_ok(), ok, "{delta}");
+        }
         o.collection = "Productos".into();
         assert_eq!(validate(&o).unwrap_err().field, "coleccion");
         o.collection = "productos".into();
