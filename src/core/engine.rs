@@ -334,9 +334,15 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
 
     async fn push_then_pull(&self) -> Result<SyncSummary, EngineError> {
         let mut summary = SyncSummary::default();
-        self.obey_hub_config().await?;
+        // The queue is read while the configuration travels; a failed fetch still comes first.
+        let (configured, first) = futures::join!(self.obey_hub_config(), self.store.pending());
+        configured?;
+        let mut read = Some(first?);
         loop {
-            let mut pending = self.store.pending().await?;
+            let mut pending = match read.take() {
+                Some(pending) => pending,
+                None => self.store.pending().await?,
+            };
             if pending.is_empty() {
                 break;
             }
