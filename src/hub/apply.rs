@@ -67,6 +67,25 @@ pub struct Stored {
     pub stamps: FieldStamps,
 }
 
+/// The last commit sequence issued. A writing transaction reads it once, passes it on as
+/// `seq` to every document write, and saves it with [`save_seq`] before it commits.
+pub async fn last_seq(tx: &mut Tx<'_>) -> Result<i64, AppError> {
+    Ok(
+        sqlx::query_scalar("SELECT valor FROM secuencia WHERE id = 1")
+            .fetch_one(&mut **tx)
+            .await?,
+    )
+}
+
+/// Records the last commit sequence issued (see [`last_seq`]).
+pub async fn save_seq(tx: &mut Tx<'_>, seq: i64) -> Result<(), AppError> {
+    sqlx::query("UPDATE secuencia SET valor = ? WHERE id = 1")
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Loads a document and its field stamps.
 pub async fn load(
     tx: &mut Tx<'_>,
@@ -81,34 +100,37 @@ pub async fn load(
     row.map(|r| stored_from(&r, collection, doc_id)).transpose()
 }
 
-/// Writes a document with the next commit sequence.
-pub async fn write(
-    tx: &mut Tx<'_>,
-    stored: &Stored,
-    clock: &str,
-    now: &str,
-    seq: &mut i64,
-) -> Result<(), AppError> {
-    *seq += 1;
-    let doc = &stored.doc;
-    sqlx::query(
-        "INSERT INTO documentos (coleccion, objeto_id, version, datos, eliminado, seq, actualizado, campos, reloj) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (coleccion, objeto_id) DO UPDATE SET version = excluded.version, datos = excluded.datos, \
-         eliminado = excluded.eliminado, seq = excluded.seq, actualizado = excluded.actualizado, \
-         campos = excluded.campos, reloj = excluded.reloj",
-    )
-    .bind(&doc.collection)
-    .bind(&doc.doc_id)
-    .bind(doc.version as i64)
-    .bind(Value::Object(doc.data.clone()).to_string())
-    .bind(doc.deleted)
-    .bind(*seq)
-    .bind(now)
-    .bind(serde_json::to_string(&stored.stamps).unwrap_or_else(|_| "{}".into()))
-    .bind(clock)
-    .execute(&mut **tx)
-    .await?;
+/// Writes documents (insert or replace), many to a statement, in the order given.
+async fn upsert(tx: &mut Tx<'_>, rows: &[(&Stored, &Unwritten)]) -> Result<(), AppError> {
+    // 9 parameters a row.
+    for chunk in rows.chunks(500) {
+        let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO documentos (coleccion, objeto_id, version, datos, eliminado, seq, actualizado, campos, reloj) ",
+        );
+        upsert.push_values(chunk, |mut row, (stored, u)| {
+            let doc = &stored.doc;
+            row.push_bind(&doc.collection)
+                .push_bind(&doc.doc_id)
+                .push_bind(doc.version as i64)
+                .push_bind(Value::Object(doc.data.clone()).to_string())
+                .push_bind(doc.deleted)
+                .push_bind(u.seq)
+                .push_bind(&u.now)
+                .push_bind(serde_json::to_string(&stored.stamps).unwrap_or_else(|_| "{}".into()))
+                .push_bind(&u.clock);
+        });
+        upsert.push(
+            " ON CONFLICT (coleccion, objeto_id) DO UPDATE SET version = excluded.version, \
+             datos = excluded.datos, eliminado = excluded.eliminado, seq = excluded.seq, \
+             actualizado = excluded.actualizado, campos = excluded.campos, reloj = excluded.reloj",
+        );
+        // Only the one-row statement recurs with the same text: only it is worth preparing once.
+        upsert
+            .build()
+            .persistent(chunk.len() == 1)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
@@ -143,40 +165,16 @@ impl Docs {
 
     /// Writes the buffered documents, many to a statement.
     pub async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<(), AppError> {
-        let mut rows: Vec<(&Stored, Unwritten)> = Vec::with_capacity(self.unwritten.len());
-        for (key, unwritten) in self.unwritten.drain() {
-            if let Some(Some(stored)) = self.map.get(&key) {
-                rows.push((stored, unwritten));
-            }
-        }
-        rows.sort_by_key(|(_, u)| u.seq);
-        // 9 parameters a row.
-        for chunk in rows.chunks(500) {
-            let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO documentos (coleccion, objeto_id, version, datos, eliminado, seq, actualizado, campos, reloj) ",
-            );
-            upsert.push_values(chunk, |mut row, (stored, u)| {
-                let doc = &stored.doc;
-                row.push_bind(&doc.collection)
-                    .push_bind(&doc.doc_id)
-                    .push_bind(doc.version as i64)
-                    .push_bind(Value::Object(doc.data.clone()).to_string())
-                    .push_bind(doc.deleted)
-                    .push_bind(u.seq)
-                    .push_bind(&u.now)
-                    .push_bind(
-                        serde_json::to_string(&stored.stamps).unwrap_or_else(|_| "{}".into()),
-                    )
-                    .push_bind(&u.clock);
-            });
-            upsert.push(
-                " ON CONFLICT (coleccion, objeto_id) DO UPDATE SET version = excluded.version, \
-                 datos = excluded.datos, eliminado = excluded.eliminado, seq = excluded.seq, \
-                 actualizado = excluded.actualizado, campos = excluded.campos, reloj = excluded.reloj",
-            );
-            upsert.build().persistent(false).execute(&mut **tx).await?;
-        }
-        Ok(())
+        let mut unwritten: Vec<_> = self.unwritten.drain().collect();
+        unwritten.sort_by_key(|(_, u)| u.seq);
+        let rows: Vec<(&Stored, &Unwritten)> = unwritten
+            .iter()
+            .filter_map(|(key, u)| match self.map.get(key) {
+                Some(Some(stored)) => Some((stored, u)),
+                _ => None,
+            })
+            .collect();
+        upsert(tx, &rows).await
     }
 
     /// Reads many documents in one query (absent ones are remembered as absent).
@@ -239,18 +237,16 @@ impl Docs {
         seq: &mut i64,
     ) -> Result<(), AppError> {
         let key = (stored.doc.collection.clone(), stored.doc.doc_id.clone());
+        *seq += 1;
+        let unwritten = Unwritten {
+            seq: *seq,
+            clock: clock.to_owned(),
+            now: now.to_owned(),
+        };
         if self.buffer {
-            *seq += 1;
-            self.unwritten.insert(
-                key.clone(),
-                Unwritten {
-                    seq: *seq,
-                    clock: clock.to_owned(),
-                    now: now.to_owned(),
-                },
-            );
+            self.unwritten.insert(key.clone(), unwritten);
         } else {
-            write(tx, &stored, clock, now, seq).await?;
+            upsert(tx, &[(&stored, &unwritten)]).await?;
         }
         self.map.insert(key, Some(stored));
         Ok(())

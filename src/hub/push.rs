@@ -18,7 +18,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::apply::{process, Docs, Outcome, Tx};
+use super::apply::{last_seq, process, save_seq, Docs, Outcome, Tx};
 use super::db::Db;
 use super::error::AppError;
 use super::queue::{
@@ -71,9 +71,7 @@ impl Db {
         .bind(request.operations.len() as i64)
         .fetch_one(&mut *tx)
         .await?;
-        let mut seq: i64 = sqlx::query_scalar("SELECT valor FROM secuencia WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
+        let mut seq = last_seq(&mut tx).await?;
         // Read, in a few queries, every document the batch touches or refers to, and which of
         // its ids the hub already holds.
         // Documents and answers are written at the end, many to a statement.
@@ -126,10 +124,7 @@ impl Db {
         if !created.is_empty() {
             retry_waiting(&mut tx, &created, &now, &mut seq).await?;
         }
-        sqlx::query("UPDATE secuencia SET valor = ? WHERE id = 1")
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
+        save_seq(&mut tx, seq).await?;
         let elapsed = started.elapsed().as_millis() as u64;
         sqlx::query(
             "UPDATE registros SET fecha_fin = ?, duracion_ms = ?, aplicadas = ?, duplicadas = ?, \

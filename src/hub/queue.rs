@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use super::apply::{open_conflict, process, Docs, Outcome, Tx};
+use super::apply::{last_seq, open_conflict, process, save_seq, Docs, Outcome, Tx};
 use super::db::Db;
 use super::error::AppError;
 use crate::core::config::StoreConfig;
@@ -343,9 +343,7 @@ impl Db {
                     .await?
             }
         };
-        let mut seq: i64 = sqlx::query_scalar("SELECT valor FROM secuencia WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
+        let mut seq = last_seq(&mut tx).await?;
         let mut run = QueueRun::default();
         let mut configs = HashMap::new();
         let mut docs = Docs::default();
@@ -365,10 +363,7 @@ impl Db {
                 Outcome::Rejected { .. } => run.rechazadas += 1,
             }
         }
-        sqlx::query("UPDATE secuencia SET valor = ? WHERE id = 1")
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
+        save_seq(&mut tx, seq).await?;
         tx.commit().await?;
         conn.done();
         if run.procesadas > 0 {

@@ -22,7 +22,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use super::apply::{load, process, write, Docs, Outcome, Stored};
+use super::apply::{last_seq, load, process, save_seq, Docs, Outcome, Stored};
 use super::db::hub_operation;
 use super::error::AppError;
 use super::extract::JsonBody;
@@ -314,9 +314,7 @@ impl Db {
         let op = hub_operation(&op_row)?.op;
         let fields: Vec<String> =
             serde_json::from_value(json_text(&row, "campos")).unwrap_or_default();
-        let mut seq: i64 = sqlx::query_scalar("SELECT valor FROM secuencia WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
+        let mut seq = last_seq(&mut tx).await?;
         let current = load(&mut tx, &op.collection, &op.doc_id).await?;
         let before = current
             .as_ref()
@@ -468,7 +466,9 @@ impl Db {
             }
         }
         if let Some(stored) = &next {
-            write(&mut tx, stored, &clock, &now, &mut seq).await?;
+            Docs::default()
+                .write(&mut tx, stored.clone(), &clock, &now, &mut seq)
+                .await?;
         }
         let after = load(&mut tx, &op.collection, &op.doc_id)
             .await?
@@ -506,10 +506,7 @@ impl Db {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE secuencia SET valor = ? WHERE id = 1")
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
+        save_seq(&mut tx, seq).await?;
         tx.commit().await?;
         conn.done();
         tracing::info!(conflicto = id, tipo = %kind, resolucion = how.resolucion.as_str(), usuario = user, "conflict resolved");
