@@ -183,9 +183,7 @@ impl PosSync {
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let op: JsNewOperation =
-                from_js(op).map_err(|e| invalid(format!("invalid operation: {e}")))?;
-            let queued = enqueue(&inner, new_operations(vec![op])?).await?;
+            let queued = enqueue(&inner, new_operations(vec![parse_operation(op)?])?).await?;
             to_js(&queued[0])
         })
     }
@@ -207,7 +205,7 @@ impl PosSync {
                 Ok(ops) => ops,
                 Err(_) => array
                     .iter()
-                    .map(|op| from_js(op).map_err(|e| invalid(format!("invalid operation: {e}"))))
+                    .map(parse_operation)
                     .collect::<Result<_, _>>()?,
             };
             let queued = enqueue(&inner, new_operations(ops)?).await?;
@@ -417,6 +415,11 @@ impl PosSync {
         }
         Ok(PosSync { inner })
     }
+}
+
+/// One operation as the page gave it, or an error naming what is wrong with it.
+fn parse_operation(op: JsValue) -> Result<JsNewOperation, JsValue> {
+    from_js(op).map_err(|e| invalid(format!("invalid operation: {e}")))
 }
 
 /// Operations as the page gave them, each with an id (a fresh random one where none was given).

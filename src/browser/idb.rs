@@ -156,12 +156,17 @@ struct Record<'a, T> {
     clave: &'a str,
 }
 
-/// A record with its `clave` (index key) set beside the value's own fields.
-fn with_key<T: Serialize>(value: &T, key: &str) -> Result<JsValue, StoreError> {
-    let js = to_js(value)?;
-    Reflect::set(&js, &"clave".into(), &key.into())
-        .map_err(|_| StoreError::Backend("could not set a record key".into()))?;
-    Ok(js)
+/// Values as stored records, each with its `clave` (index key) beside its own fields; they
+/// cross into JS as one JSON text.
+fn keyed_records<T: Serialize>(items: &[(&T, String)]) -> Result<js_sys::Array, StoreError> {
+    let records: Vec<Record<'_, T>> = items
+        .iter()
+        .map(|(value, clave)| Record {
+            value: *value,
+            clave,
+        })
+        .collect();
+    Ok(js_sys::Array::from(&to_js(&records)?))
 }
 
 async fn meta_value(store: &rexie::Store, key: &str) -> Result<Option<JsValue>, StoreError> {
@@ -386,13 +391,7 @@ impl Store for IdbStore {
         for op in ops.iter_mut() {
             op.seq = None;
         }
-        // All records cross into JS as one JSON text.
-        let records: Vec<Record<'_, Operation>> = ops
-            .iter()
-            .zip(&keys)
-            .map(|(value, clave)| Record { value, clave })
-            .collect();
-        let records = js_sys::Array::from(&to_js(&records)?);
+        let records = keyed_records(&ops.iter().zip(keys).collect::<Vec<_>>())?;
         // Only the last add is awaited. The transaction holds the queue alone, so its keys are
         // consecutive: the last one gives them all. A failed add aborts the transaction, and
         // the whole append with it.
@@ -464,18 +463,20 @@ impl Store for IdbStore {
     }
 
     async fn settle(&self, remove: &[u64], update: &[Operation]) -> Result<(), StoreError> {
-        let records = update
-            .iter()
-            .map(|op| with_key(op, &op.doc_key().joined()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let records = keyed_records(
+            &update
+                .iter()
+                .map(|op| (op, op.doc_key().joined()))
+                .collect::<Vec<_>>(),
+        )?;
         let tx = self.writer.tx(&[QUEUE])?;
         let queue = store_of(&tx, QUEUE)?;
         // One request per run of consecutive sequence numbers: a pushed batch is one run.
         for (lo, hi) in seq_runs(remove) {
             queue.delete(&key_range(lo, hi)?).map_err(dom_error)?;
         }
-        for record in &records {
-            queue.put(record).map_err(dom_error)?;
+        for record in records.iter() {
+            queue.put(&record).map_err(dom_error)?;
         }
         finish(tx).await
     }
@@ -494,19 +495,21 @@ impl Store for IdbStore {
     }
 
     async fn apply_changes(&self, changes: &[Change], cursor: u64) -> Result<(), StoreError> {
-        let records = changes
-            .iter()
-            .map(|c| {
-                with_key(
-                    &c.doc,
-                    &DocKey::new(&c.doc.collection, &c.doc.doc_id).joined(),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let records = keyed_records(
+            &changes
+                .iter()
+                .map(|c| {
+                    (
+                        &c.doc,
+                        DocKey::new(&c.doc.collection, &c.doc.doc_id).joined(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )?;
         let tx = self.writer.tx(&[CACHE, META])?;
         let cache = store_of(&tx, CACHE)?;
-        for record in &records {
-            cache.put(record).map_err(dom_error)?;
+        for record in records.iter() {
+            cache.put(&record).map_err(dom_error)?;
         }
         store_of(&tx, META)?
             .put(&meta_record("cursor", JsValue::from_f64(cursor as f64))?)
