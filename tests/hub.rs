@@ -314,6 +314,17 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_applied() {
         .as_str()
         .unwrap()
         .starts_with("JSON parse error"));
+    // Text that is not JSON stays a parse error even when a field before the break has the
+    // wrong shape, and so does JSON followed by anything else.
+    for text in [
+        r#"{"tienda": "uno", "operaciones": [ "#,
+        r#"{"tienda": 1, "operaciones": [{"id": 5}, ]}"#,
+        r#"{"tienda": 1, "operaciones": []} {"#,
+    ] {
+        let (status, body) = call(&router, "POST", PUSH, Some(text)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert_eq!(body["code"], "parse_error", "{text}: {body}");
+    }
     // The wrong shape names the field; the good operation beside it is not applied.
     let good = op(1, 1, "productos", "P1", "crear", json!({}));
     let mut bad = op(2, 1, "productos", "P2", "borrar", json!({}));

@@ -102,8 +102,7 @@ pub async fn load(
 
 /// Writes documents (insert or replace), many to a statement, in the order given.
 async fn upsert(tx: &mut Tx<'_>, rows: &[(&Stored, &Unwritten)]) -> Result<(), AppError> {
-    // 9 parameters a row.
-    for chunk in rows.chunks(500) {
+    for chunk in super::db::statement_chunks(rows) {
         let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO documentos (coleccion, objeto_id, version, datos, eliminado, seq, actualizado, campos, reloj) ",
         );
@@ -112,7 +111,7 @@ async fn upsert(tx: &mut Tx<'_>, rows: &[(&Stored, &Unwritten)]) -> Result<(), A
             row.push_bind(&doc.collection)
                 .push_bind(&doc.doc_id)
                 .push_bind(doc.version as i64)
-                .push_bind(Value::Object(doc.data.clone()).to_string())
+                .push_bind(serde_json::to_string(&doc.data).unwrap_or_else(|_| "{}".into()))
                 .push_bind(doc.deleted)
                 .push_bind(u.seq)
                 .push_bind(&u.now)
@@ -124,12 +123,7 @@ async fn upsert(tx: &mut Tx<'_>, rows: &[(&Stored, &Unwritten)]) -> Result<(), A
              datos = excluded.datos, eliminado = excluded.eliminado, seq = excluded.seq, \
              actualizado = excluded.actualizado, campos = excluded.campos, reloj = excluded.reloj",
         );
-        // Only the one-row statement recurs with the same text: only it is worth preparing once.
-        upsert
-            .build()
-            .persistent(chunk.len() == 1)
-            .execute(&mut **tx)
-            .await?;
+        upsert.build().persistent(true).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -142,9 +136,41 @@ async fn upsert(tx: &mut Tx<'_>, rows: &[(&Stored, &Unwritten)]) -> Result<(), A
 /// every read of a document in the transaction must go through the same `Docs` too.
 #[derive(Default)]
 pub struct Docs {
-    map: HashMap<(String, String), Option<Stored>>,
+    map: HashMap<(String, String), Slot>,
     buffer: bool,
     unwritten: HashMap<(String, String), Unwritten>,
+}
+
+/// A document as [`Docs`] knows it. Preloaded rows stay as the database's text until an
+/// operation needs their fields: a sale only asks whether its product exists.
+enum Slot {
+    Absent,
+    Row(RawRow),
+    Loaded(Stored),
+}
+
+/// A document row, not parsed yet.
+struct RawRow {
+    version: i64,
+    datos: String,
+    deleted: bool,
+    campos: String,
+}
+
+impl RawRow {
+    fn parse(&self, collection: &str, doc_id: &str) -> Result<Stored, AppError> {
+        Ok(Stored {
+            doc: Document {
+                collection: collection.to_owned(),
+                doc_id: doc_id.to_owned(),
+                version: self.version as u64,
+                data: super::db::fields_from(&self.datos)?,
+                deleted: self.deleted,
+            },
+            stamps: serde_json::from_str(&self.campos)
+                .map_err(|e| AppError::Database(sqlx::Error::Decode(Box::new(e))))?,
+        })
+    }
 }
 
 /// A buffered document write.
@@ -170,7 +196,7 @@ impl Docs {
         let rows: Vec<(&Stored, &Unwritten)> = unwritten
             .iter()
             .filter_map(|(key, u)| match self.map.get(key) {
-                Some(Some(stored)) => Some((stored, u)),
+                Some(Slot::Loaded(stored)) => Some((stored, u)),
                 _ => None,
             })
             .collect();
@@ -189,7 +215,7 @@ impl Docs {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        for chunk in wanted.chunks(400) {
+        for chunk in super::db::statement_chunks(&wanted) {
             let values = vec!["(?, ?)"; chunk.len()].join(", ");
             let sql = format!("SELECT coleccion, objeto_id, version, datos, eliminado, campos FROM documentos WHERE (coleccion, objeto_id) IN (VALUES {values})");
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -201,11 +227,16 @@ impl Docs {
                     r.get::<String, _>("coleccion"),
                     r.get::<String, _>("objeto_id"),
                 );
-                let stored = stored_from(&r, &key.0, &key.1)?;
-                self.map.insert(key, Some(stored));
+                let row = RawRow {
+                    version: r.get("version"),
+                    datos: r.get("datos"),
+                    deleted: r.get::<i64, _>("eliminado") != 0,
+                    campos: r.get("campos"),
+                };
+                self.map.insert(key, Slot::Row(row));
             }
             for k in chunk {
-                self.map.entry(k.clone()).or_insert(None);
+                self.map.entry(k.clone()).or_insert(Slot::Absent);
             }
         }
         Ok(())
@@ -219,12 +250,34 @@ impl Docs {
         doc_id: &str,
     ) -> Result<Option<Stored>, AppError> {
         let key = (collection.to_owned(), doc_id.to_owned());
-        if let Some(found) = self.map.get(&key) {
-            return Ok(found.clone());
-        }
-        let found = load(tx, collection, doc_id).await?;
-        self.map.insert(key, found.clone());
-        Ok(found)
+        let stored = match self.map.get(&key) {
+            Some(Slot::Absent) => None,
+            Some(Slot::Loaded(stored)) => Some(stored.clone()),
+            Some(Slot::Row(row)) => Some(row.parse(collection, doc_id)?),
+            None => load(tx, collection, doc_id).await?,
+        };
+        let slot = stored.clone().map_or(Slot::Absent, Slot::Loaded);
+        self.map.insert(key, slot);
+        Ok(stored)
+    }
+
+    /// Whether a document exists and is not deleted, without reading its fields.
+    pub async fn is_live(
+        &mut self,
+        tx: &mut Tx<'_>,
+        collection: &str,
+        doc_id: &str,
+    ) -> Result<bool, AppError> {
+        let key = (collection.to_owned(), doc_id.to_owned());
+        Ok(match self.map.get(&key) {
+            Some(Slot::Absent) => false,
+            Some(Slot::Loaded(stored)) => !stored.doc.deleted,
+            Some(Slot::Row(row)) => !row.deleted,
+            None => self
+                .get(tx, collection, doc_id)
+                .await?
+                .is_some_and(|s| !s.doc.deleted),
+        })
     }
 
     /// Writes a document (next commit sequence) and remembers it.
@@ -248,7 +301,7 @@ impl Docs {
         } else {
             upsert(tx, &[(&stored, &unwritten)]).await?;
         }
-        self.map.insert(key, Some(stored));
+        self.map.insert(key, Slot::Loaded(stored));
         Ok(())
     }
 }
@@ -292,8 +345,8 @@ pub async fn open_conflict(
     .bind(&op.doc_id)
     .bind(kind)
     .bind(json!(fields).to_string())
-    .bind(Value::Object(server.clone()).to_string())
-    .bind(Value::Object(op.data.clone()).to_string())
+    .bind(serde_json::to_string(server).unwrap_or_default())
+    .bind(serde_json::to_string(&op.data).unwrap_or_default())
     .bind(strategy)
     .bind(now)
     .fetch_one(&mut **tx)
@@ -318,13 +371,12 @@ pub async fn process(
 ) -> Result<Outcome, AppError> {
     let current = docs.get(tx, &op.collection, &op.doc_id).await?;
     let live = current.as_ref().filter(|s| !s.doc.deleted);
-    let key = DocKey::new(&op.collection, &op.doc_id);
 
     // 1. References.
     match op.kind {
         OpKind::Update | OpKind::Increment if live.is_none() => {
             return Ok(Outcome::Deferred {
-                waits: key.joined(),
+                waits: DocKey::new(&op.collection, &op.doc_id).joined(),
                 reason: format!("{}/{} does not exist (yet)", op.collection, op.doc_id),
             });
         }
@@ -337,8 +389,7 @@ pub async fn process(
         OpKind::Create => {
             for (field, target) in config.referencias.get(&op.collection).into_iter().flatten() {
                 if let Some(Value::String(parent)) = op.data.get(field) {
-                    let parent_doc = docs.get(tx, target, parent).await?;
-                    if parent_doc.is_none_or(|s| s.doc.deleted) {
+                    if !docs.is_live(tx, target, parent).await? {
                         return Ok(Outcome::Deferred {
                             waits: DocKey::new(target, parent).joined(),
                             reason: format!(
@@ -440,14 +491,12 @@ pub async fn process(
             })
         }
     };
-    let mut next_stamps = if doc.deleted {
+    // A create or a delete starts the stamps afresh; other kinds keep the fields' history.
+    let mut next_stamps = if doc.deleted || op.kind == OpKind::Create {
         FieldStamps::new()
     } else {
         stamps.clone()
     };
-    if op.kind == OpKind::Create {
-        next_stamps = FieldStamps::new();
-    }
     conflict::stamp(
         &mut next_stamps,
         op.data.keys().cloned(),
@@ -458,22 +507,20 @@ pub async fn process(
         doc,
         stamps: next_stamps,
     };
-    docs.write(tx, next.clone(), &clock, now, seq).await?;
 
     // 4. Floors.
-    let floors = config
-        .minimos
-        .get(&op.collection)
-        .cloned()
-        .unwrap_or_default();
-    let broken = conflict::below_floor(&next.doc, &floors, op);
-    if broken.is_empty() {
+    let floors = config.minimos.get(&op.collection);
+    let broken = floors.map_or_else(Vec::new, |f| conflict::below_floor(&next.doc, f, op));
+    let version = next.doc.version;
+    let data_after = (!broken.is_empty()).then(|| next.doc.data.clone());
+    docs.write(tx, next, &clock, now, seq).await?;
+    let Some(data_after) = data_after else {
         return Ok(Outcome::Applied {
-            version: Some(next.doc.version),
+            version: Some(version),
             conflict: None,
             has_conflict: false,
         });
-    }
+    };
     let fields: Vec<String> = broken.iter().map(|(f, _, _)| f.clone()).collect();
     let open: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM conflictos WHERE coleccion = ? AND objeto_id = ? AND tipo = 'inventario' AND estado = 'abierto'",
@@ -487,20 +534,20 @@ pub async fn process(
         Some(id) => {
             // One open inventory conflict per document: it follows the latest stock.
             sqlx::query("UPDATE conflictos SET datos_servidor = ? WHERE id = ?")
-                .bind(Value::Object(next.doc.data.clone()).to_string())
+                .bind(serde_json::to_string(&data_after).unwrap_or_default())
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
             id
         }
-        None => open_conflict(tx, op, "inventario", &fields, &next.doc.data, "manual", now).await?,
+        None => open_conflict(tx, op, "inventario", &fields, &data_after, "manual", now).await?,
     };
     let detail: Vec<Value> = broken
         .iter()
         .map(|(f, v, floor)| json!({"campo": f, "valor": v, "minimo": floor}))
         .collect();
     Ok(Outcome::Applied {
-        version: Some(next.doc.version),
+        version: Some(version),
         conflict: Some(
             json!({"id": id, "tipo": "inventario", "campos": fields, "bajo_minimo": detail}),
         ),

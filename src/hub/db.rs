@@ -112,6 +112,9 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // A multi-row statement inside a push keeps its statement journal in memory
+            // instead of spilling it to a temporary file past 64 KiB.
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(10));
         let mut db = Self::with_options(options, 8).await?;
         let file = FileId::of(path)
@@ -268,11 +271,16 @@ impl Db {
         if filter.store.is_some() {
             clauses.push("tienda = ?");
         }
-        if filter.status.is_some() {
-            clauses.push("estado = ?");
+        // The partial indexes (migration 4) serve a query only when it repeats their condition.
+        match filter.status {
+            Some(OpStatus::Applied) => clauses.push("estado = ?"),
+            Some(_) => clauses.push("estado = ? AND estado <> 'aplicada'"),
+            None => {}
         }
-        if filter.has_conflict.is_some() {
-            clauses.push("tiene_conflicto = ?");
+        match filter.has_conflict {
+            Some(true) => clauses.push("tiene_conflicto = 1"),
+            Some(false) => clauses.push("tiene_conflicto = 0"),
+            None => {}
         }
         if filter.collection.is_some() {
             clauses.push("coleccion = ?");
@@ -297,9 +305,6 @@ impl Db {
                 }
                 if let Some(s) = filter.status {
                     q = q.bind(s.as_str());
-                }
-                if let Some(c) = filter.has_conflict {
-                    q = q.bind(c);
                 }
                 if let Some(c) = &filter.collection {
                     q = q.bind(c.as_str());
@@ -509,4 +514,51 @@ pub(crate) fn hub_operation(r: &SqliteRow) -> Result<HubOperation, AppError> {
         received_at: r.get("fecha_recepcion"),
         log_id: r.get("registro"),
     })
+}
+
+/// Splits `rows` for multi-row statements into a few recurring sizes: runs of
+/// [`ROWS_PER_STATEMENT`], then the rest in descending powers of two. Each statement text
+/// then recurs, so SQLite parses and plans it once and the connection's cache keeps it
+/// (mark such statements `persistent`); at most eight shapes exist per statement.
+pub(crate) fn statement_chunks<T>(rows: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = if rest.len() >= ROWS_PER_STATEMENT {
+            ROWS_PER_STATEMENT
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
+
+/// The most rows one multi-row statement carries (23 parameters a row stay far below
+/// SQLite's limit).
+pub(crate) const ROWS_PER_STATEMENT: usize = 100;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_chunks_recur_in_a_few_sizes_and_keep_order() {
+        let rows: Vec<u32> = (0..357).collect();
+        let chunks = statement_chunks(&rows);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![100, 100, 100, 32, 16, 8, 1]);
+        assert_eq!(chunks.concat(), rows);
+        assert!(statement_chunks::<u32>(&[]).is_empty());
+        for n in 1..=300usize {
+            let v: Vec<usize> = (0..n).collect();
+            let c = statement_chunks(&v);
+            assert_eq!(c.concat(), v);
+            assert!(c
+                .iter()
+                .all(|c| c.len() == ROWS_PER_STATEMENT || c.len().is_power_of_two()));
+        }
+    }
 }

@@ -54,20 +54,32 @@ impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S>
     }
 }
 
-/// Parses JSON text into `T` with the hub's error shapes.
+/// Parses JSON text into `T` with the hub's error shapes, in one pass over the text.
+///
+/// Text that is not JSON is a `parse_error` even where a field before the broken part has
+/// the wrong shape: a shape error is reported with its field path only once the whole text
+/// is known to be JSON (checked again, on that error path alone).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| AppError::BadRequest {
-            detail: format!("JSON parse error - {e}"),
-            code: "parse_error",
-        })?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "non_field_errors".to_owned()
-        } else {
-            path
-        };
-        AppError::field(&field, e.into_inner().to_string())
-    })
+    let syntax = |e: serde_json::Error| AppError::BadRequest {
+        detail: format!("JSON parse error - {e}"),
+        code: "parse_error",
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => {
+            de.end().map_err(syntax)?;
+            Ok(value)
+        }
+        Err(e) if e.inner().is_data() => {
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(syntax)?;
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "non_field_errors".to_owned()
+            } else {
+                path
+            };
+            Err(AppError::field(&field, e.into_inner().to_string()))
+        }
+        Err(e) => Err(syntax(e.into_inner())),
+    }
 }

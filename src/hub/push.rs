@@ -28,19 +28,43 @@ use crate::core::config::StoreConfig;
 use crate::core::model::{rfc3339, DocKey, OpKind, OpStatus, Operation};
 use crate::core::protocol::{validate, OpResult, PushRequest, PushResponse};
 
-/// A SHA-256 over the operation's content (not its status fields), hex-encoded.
+/// A SHA-256 over the operation's content (not its status fields), hex-encoded: the digest
+/// of the JSON array `[tienda, coleccion, objeto_id, operacion, datos, version_base, reloj]`,
+/// serialized straight into the hash.
 pub fn fingerprint(op: &Operation) -> String {
-    let content = serde_json::json!([
+    let content = (
         op.store,
-        op.collection,
-        op.doc_id,
+        &op.collection,
+        &op.doc_id,
         op.kind,
-        op.data,
+        &op.data,
         op.base_version,
-        op.clock
-    ]);
-    let digest = Sha256::digest(content.to_string().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+        op.clock,
+    );
+    let mut hasher = HashWriter(Sha256::new());
+    serde_json::to_writer(&mut hasher, &content).expect("an operation always serializes");
+    let digest = hasher.0.finalize();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(digest.len() * 2);
+    for b in digest.iter() {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    hex
+}
+
+/// Feeds serialized bytes into a hash.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -245,10 +269,10 @@ async fn apply_one(
     Ok(result_of(op.id, &outcome))
 }
 
-/// The ids of `ops` the hub already holds, in one query per 500.
+/// The ids of `ops` the hub already holds, in a few queries.
 async fn known_ids(tx: &mut Tx<'_>, ops: &[Operation]) -> Result<HashSet<String>, AppError> {
     let mut known = HashSet::new();
-    for chunk in ops.chunks(500) {
+    for chunk in super::db::statement_chunks(ops) {
         let sql = format!(
             "SELECT id FROM operaciones WHERE id IN ({})",
             vec!["?"; chunk.len()].join(",")
@@ -260,4 +284,43 @@ async fn known_ids(tx: &mut Tx<'_>, ops: &[Operation]) -> Result<HashSet<String>
         known.extend(query.fetch_all(&mut **tx).await?);
     }
     Ok(known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testing::op;
+    use serde_json::json;
+
+    /// Fingerprints are stored: the streamed digest must equal the digest of the same
+    /// content built as a JSON value and written out, as hubs before it recorded them.
+    #[test]
+    fn the_fingerprint_is_the_digest_of_the_content_array() {
+        let mut sale = op(
+            OpKind::Create,
+            json!({"producto": "FUR-BO-10001798", "importe": "261.96", "cantidad": 2,
+                   "cliente": "Zoë \"Ñandú\" \u{1f}", "extra": {"a": [1, 2.5, null, true]}}),
+        );
+        sale.collection = "ventas".into();
+        sale.doc_id = "v-1".into();
+        sale.base_version = 7;
+        let delta = op(OpKind::Increment, json!({"stock": -3}));
+        for o in [sale, delta] {
+            let content = json!([
+                o.store,
+                o.collection,
+                o.doc_id,
+                o.kind,
+                o.data,
+                o.base_version,
+                o.clock
+            ]);
+            let expected: String = Sha256::digest(content.to_string().as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(fingerprint(&o), expected);
+            assert_eq!(expected.len(), 64);
+        }
+    }
 }

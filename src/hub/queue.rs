@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
@@ -129,7 +129,7 @@ pub fn record_row(
         collection: op.collection.clone(),
         doc_id: op.doc_id.clone(),
         kind: op.kind.as_str(),
-        data: Value::Object(op.data.clone()).to_string(),
+        data: serde_json::to_string(&op.data).unwrap_or_default(),
         base_version: op.base_version as i64,
         clock: op.clock.to_string(),
         priority: op.priority,
@@ -146,15 +146,14 @@ pub fn record_row(
         base_data: op
             .base_data
             .as_ref()
-            .map(|d| Value::Object(d.clone()).to_string()),
+            .map(|d| serde_json::to_string(d).unwrap_or_default()),
     }
 }
 
 /// Inserts new operations' rows, many to a statement (one statement per row costs a round
 /// trip to the database thread each).
 pub async fn insert_records(tx: &mut Tx<'_>, rows: &[RecordRow]) -> Result<(), AppError> {
-    // 23 parameters a row: 400 rows stay far below SQLite's parameter limit.
-    for chunk in rows.chunks(400) {
+    for chunk in super::db::statement_chunks(rows) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO operaciones (id, tienda, coleccion, objeto_id, operacion, datos, version_base, reloj, \
              prioridad, estado, tiene_conflicto, intentos, error, codigo, version, huella, registro, \
@@ -186,7 +185,7 @@ pub async fn insert_records(tx: &mut Tx<'_>, rows: &[RecordRow]) -> Result<(), A
                 .push_bind(&c.waits)
                 .push_bind(&c.conflict);
         });
-        insert.build().persistent(false).execute(&mut **tx).await?;
+        insert.build().persistent(true).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -283,6 +282,14 @@ pub async fn retry_waiting(
     now: &str,
     seq: &mut i64,
 ) -> Result<(), AppError> {
+    // Most pushes find nothing waiting: one look at the (small) index of waiting operations.
+    let waiting: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM operaciones WHERE espera IS NOT NULL)")
+            .fetch_one(&mut **tx)
+            .await?;
+    if !waiting {
+        return Ok(());
+    }
     let placeholders = vec!["?"; keys.len()].join(",");
     let sql = format!("SELECT * FROM operaciones WHERE estado = 'diferida' AND espera IN ({placeholders}) ORDER BY rowid");
     let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -338,7 +345,9 @@ impl Db {
                     .await?
             }
             None => {
-                sqlx::query("SELECT * FROM operaciones WHERE estado = 'diferida' ORDER BY rowid")
+                sqlx::query(
+                    "SELECT * FROM operaciones WHERE estado = 'diferida' AND estado <> 'aplicada' ORDER BY rowid",
+                )
                     .fetch_all(&mut *tx)
                     .await?
             }
