@@ -1,9 +1,9 @@
 //! Moving Rust values across the JS boundary.
 //!
-//! Writes go through JSON text (`serde_json` on the Rust side, the engine's native
+//! Values go through JSON text (`serde_json` on the Rust side, the engine's native
 //! `JSON.parse`/`JSON.stringify` on the other): one boundary crossing per value instead of one
-//! per property, which is what makes queueing a sale cheap. Reads of stored records go through
-//! serde-wasm-bindgen, which walks the object in place.
+//! per property, which is what makes queueing a sale and reading back a queue of thousands
+//! cheap.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -25,9 +25,4 @@ pub fn from_js_json<T: DeserializeOwned>(value: &JsValue) -> Result<T, String> {
         .as_string()
         .ok_or_else(|| "expected an object, got undefined".to_owned())?;
     serde_json::from_str(&text).map_err(|e| e.to_string())
-}
-
-/// A stored record read as `T`, walking the JS object in place.
-pub fn from_record<T: DeserializeOwned>(value: JsValue) -> Result<T, String> {
-    serde_wasm_bindgen::from_value(value).map_err(|e| e.to_string())
 }

@@ -1,26 +1,36 @@
-//! The IndexedDB [`Store`]: rexie for the schema and the reads, web-sys for the writes.
+//! The IndexedDB [`Store`]: rexie creates and upgrades the schema; the reads and writes go
+//! through one plain web-sys connection.
 //!
 //! Schema (version [`SCHEMA_VERSION`]), one small function per version:
 //! - `cola`: the operation queue, key `seq` (auto-increment: creation order), indexes `estado`,
 //!   `documento` (the joined `(coleccion, objeto_id)` key) and `id` (unique);
 //! - `cache`: hub documents, key `clave` (the joined key), index `coleccion`;
-//! - `meta`: `{clave, valor}` records: `tienda`, `cursor`, `reloj`.
+//! - `meta`: `{clave, valor}` records: `tienda`, `cursor`, `reloj`, `resync`.
 //!
 //! Every write is one IndexedDB transaction, awaited until it commits. Its requests are issued
 //! together and the commit is asked for at once, so IndexedDB pipelines them; only the last
-//! request is awaited. Writes go through web-sys rather than rexie for two reasons rexie cannot
-//! serve: an aborted transaction's reason (a full quota must reject as `PosSyncQuotaError`,
-//! and rexie reports only "aborted"), and rexie's two JS closures per request, which a batched
-//! enqueue paid for every record. The transaction durability is the browser's
-//! default (`relaxed` in Chromium 121+: the commit reaches the operating system, which
-//! flushes it to disk within seconds).
+//! request is awaited. Records cross the JS boundary as JSON text, one crossing per call: a
+//! write parses the whole batch with the browser's `JSON.parse`, a read hands back the whole
+//! result with `JSON.stringify`, and serde reads and writes the text on the Rust side.
+//!
+//! Why web-sys rather than rexie for the traffic: an aborted transaction's reason (a full
+//! quota must reject as `PosSyncQuotaError`, and rexie reports only "aborted"), one request
+//! awaited per transaction instead of two JS closures per request, and whole results read at
+//! once instead of element by element. The transaction durability is the browser's default
+//! (`relaxed` in Chromium 121+: the commit reaches the operating system, which flushes it to
+//! disk within seconds).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 
 use js_sys::{Promise, Reflect};
-use rexie::{Direction, Index, KeyRange, ObjectStore, Rexie, RexieBuilder, TransactionMode};
+use rexie::{Index, ObjectStore, Rexie, RexieBuilder};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
+use web_sys::{IdbDatabase, IdbObjectStore, IdbRequest, IdbTransaction, IdbTransactionMode};
 
 use super::convert;
 use crate::core::clock::Hlc;
@@ -58,15 +68,9 @@ fn schema_v1(builder: RexieBuilder) -> RexieBuilder {
 const UPGRADES: [fn(RexieBuilder) -> RexieBuilder; SCHEMA_VERSION as usize] = [schema_v1];
 
 /// A [`Store`] in one IndexedDB database.
-///
-/// Two connections to it: rexie's opens (creating or upgrading the schema) and serves every
-/// read; writes go through a second, plain connection ([`Writer`]) that issues a
-/// transaction's requests without a callback each, commits at once, and reports why a
-/// transaction aborted (a full quota), which rexie does not expose.
 pub struct IdbStore {
     /// `None` once closed.
-    db: std::cell::RefCell<Option<Rexie>>,
-    writer: Writer,
+    db: RefCell<Option<IdbDatabase>>,
 }
 
 impl IdbStore {
@@ -75,28 +79,25 @@ impl IdbStore {
         let builder = UPGRADES
             .iter()
             .fold(Rexie::builder(name).version(SCHEMA_VERSION), |b, up| up(b));
-        let db = builder.build().await.map_err(backend)?;
-        let writer = match Writer::open(name).await {
-            Ok(w) => w,
-            Err(e) => {
-                db.close();
-                return Err(e);
-            }
-        };
+        // The schema connection has done its work once the database is at this version.
+        builder.build().await.map_err(backend)?.close();
+        let factory: web_sys::IdbFactory = Reflect::get(&js_sys::global(), &"indexedDB".into())
+            .ok()
+            .and_then(|f| f.dyn_into().ok())
+            .ok_or_else(|| StoreError::Backend("IndexedDB is not available here".into()))?;
+        let request = factory.open(name).map_err(dom_error)?;
+        let db = settled(request.into(), None).await?;
         Ok(IdbStore {
-            db: std::cell::RefCell::new(Some(db)),
-            writer,
+            db: RefCell::new(Some(db.unchecked_into())),
         })
     }
 
-    /// Closes both connections (so the database can be deleted or upgraded); every later call
+    /// Closes the connection (so the database can be deleted or upgraded); every later call
     /// fails with a storage error.
     pub fn close(&self) {
         if let Some(db) = self.db.borrow_mut().take() {
             db.close();
         }
-        self.writer.closed.set(true);
-        self.writer.db.close();
     }
 
     /// Deletes the database `name` (every queued operation and cached document in it).
@@ -104,48 +105,61 @@ impl IdbStore {
         Rexie::delete(name).await.map_err(backend)
     }
 
+    fn tx(&self, stores: &[&str], mode: IdbTransactionMode) -> Result<IdbTransaction, StoreError> {
+        let db = self.db.borrow();
+        let db = db.as_ref().ok_or_else(|| {
+            StoreError::Backend("the engine was closed; open it again to use it".into())
+        })?;
+        let names: js_sys::Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
+        db.transaction_with_str_sequence_and_mode(&names, mode)
+            .map_err(dom_error)
+    }
+
+    fn read(&self, stores: &[&str]) -> Result<IdbTransaction, StoreError> {
+        self.tx(stores, IdbTransactionMode::Readonly)
+    }
+
+    fn write(&self, stores: &[&str]) -> Result<IdbTransaction, StoreError> {
+        self.tx(stores, IdbTransactionMode::Readwrite)
+    }
+
     /// The records of `store` whose `index` equals `key`, in primary-key order, in one read.
-    async fn rows_where(
+    async fn rows_where<T: DeserializeOwned>(
         &self,
         store: &str,
         index: &str,
         key: &str,
-    ) -> Result<Vec<JsValue>, StoreError> {
-        let tx = self.tx(&[store], TransactionMode::ReadOnly)?;
-        let index = tx
-            .store(store)
-            .map_err(backend)?
+    ) -> Result<Vec<T>, StoreError> {
+        let tx = self.read(&[store])?;
+        let request = store_of(&tx, store)?
             .index(index)
-            .map_err(backend)?;
-        let range = KeyRange::only(&key.into()).map_err(|e| backend(e.into()))?;
-        index.get_all(Some(range), None).await.map_err(backend)
-    }
-
-    fn tx(&self, stores: &[&str], mode: TransactionMode) -> Result<rexie::Transaction, StoreError> {
-        match self.db.borrow().as_ref() {
-            Some(db) => db.transaction(stores, mode).map_err(backend),
-            None => Err(closed()),
-        }
+            .and_then(|i| i.get_all_with_key(&key.into()))
+            .map_err(dom_error)?;
+        decode(&settled(request, Some(&tx)).await?)
     }
 }
 
 fn backend(e: rexie::Error) -> StoreError {
-    let text = format!("{e:?}");
-    if text.contains("QuotaExceeded") {
-        StoreError::QuotaExceeded(text)
-    } else {
-        StoreError::Backend(text)
-    }
+    StoreError::Backend(e.to_string())
 }
 
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, StoreError> {
-    convert::to_js(value)
-        .map_err(|e| StoreError::Backend(format!("could not encode a record: {e}")))
+fn store_of(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore, StoreError> {
+    tx.object_store(name).map_err(dom_error)
 }
 
-fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, StoreError> {
-    convert::from_record(value)
+/// A JS value read back as `T` through its JSON text (one crossing for a whole result).
+fn decode<T: DeserializeOwned>(value: &JsValue) -> Result<T, StoreError> {
+    convert::from_js_json(value)
         .map_err(|e| StoreError::Backend(format!("could not decode a record: {e}")))
+}
+
+/// A record that may be missing (`undefined`).
+fn decode_optional<T: DeserializeOwned>(value: &JsValue) -> Result<Option<T>, StoreError> {
+    if value.is_undefined() || value.is_null() {
+        Ok(None)
+    } else {
+        decode(value).map(Some)
+    }
 }
 
 /// A record as stored: the value's own fields and its `clave` (the index key).
@@ -166,14 +180,19 @@ fn keyed_records<T: Serialize>(items: &[(&T, String)]) -> Result<js_sys::Array, 
             clave,
         })
         .collect();
-    Ok(js_sys::Array::from(&to_js(&records)?))
+    let array = convert::to_js(&records)
+        .map_err(|e| StoreError::Backend(format!("could not encode a record: {e}")))?;
+    Ok(array.unchecked_into())
 }
 
-async fn meta_value(store: &rexie::Store, key: &str) -> Result<Option<JsValue>, StoreError> {
-    let record = store.get(key.into()).await.map_err(backend)?;
-    Ok(record
-        .and_then(|r| Reflect::get(&r, &"valor".into()).ok())
-        .filter(|v| !v.is_undefined()))
+/// The `valor` of a metadata record, if there is one.
+fn meta_value(record: &JsValue) -> Option<JsValue> {
+    if record.is_undefined() {
+        return None;
+    }
+    Reflect::get(record, &"valor".into())
+        .ok()
+        .filter(|v| !v.is_undefined())
 }
 
 fn meta_record(key: &str, value: JsValue) -> Result<JsValue, StoreError> {
@@ -184,113 +203,75 @@ fn meta_record(key: &str, value: JsValue) -> Result<JsValue, StoreError> {
     Ok(record.into())
 }
 
-fn status_range(status: OpStatus) -> Result<KeyRange, StoreError> {
-    KeyRange::only(&status.as_str().into()).map_err(|e| backend(e.into()))
-}
+/// A Promise-backed wait, boxed so its state machine exists once, not in every caller.
+type Wait = Pin<Box<dyn Future<Output = Result<JsValue, StoreError>>>>;
 
-/// The plain write connection. Each request's and transaction's events resolve a Promise
-/// directly (the Promise's own functions are the handlers), so no Rust closure is made per
-/// request.
-struct Writer {
-    db: web_sys::IdbDatabase,
-    closed: std::cell::Cell<bool>,
-}
-
-fn closed() -> StoreError {
-    StoreError::Backend("the engine was closed; open it again to use it".into())
-}
-
-impl Writer {
-    async fn open(name: &str) -> Result<Self, StoreError> {
-        let factory: web_sys::IdbFactory = Reflect::get(&js_sys::global(), &"indexedDB".into())
-            .ok()
-            .and_then(|f| f.dyn_into().ok())
-            .ok_or_else(|| StoreError::Backend("IndexedDB is not available here".into()))?;
-        // No version: the schema connection above has already created or upgraded it.
-        let request = factory.open(name).map_err(dom_error)?;
-        let db = request_result(&request, None).await?;
-        Ok(Writer {
-            db: db.unchecked_into(),
-            closed: std::cell::Cell::new(false),
-        })
-    }
-
-    fn tx(&self, stores: &[&str]) -> Result<web_sys::IdbTransaction, StoreError> {
-        if self.closed.get() {
-            return Err(closed());
+/// A request's result, once it succeeds. Each request's events settle a Promise directly
+/// (the Promise's own functions are the handlers), so no Rust closure is made per request. A
+/// request in a transaction also fails when the transaction aborts: Chromium does not always
+/// fire the request's own error event then.
+fn settled(request: IdbRequest, tx: Option<&IdbTransaction>) -> Wait {
+    let tx = tx.cloned();
+    Box::pin(async move {
+        let mut on_abort = None;
+        let done = Promise::new(&mut |resolve, reject| {
+            request.set_onsuccess(Some(&resolve));
+            request.set_onerror(Some(&reject));
+            if let Some(tx) = &tx {
+                let _ = tx.add_event_listener_with_callback("abort", &reject);
+            }
+            on_abort = Some(reject);
+        });
+        let outcome = JsFuture::from(done).await;
+        request.set_onsuccess(None);
+        request.set_onerror(None);
+        if let (Some(tx), Some(reject)) = (&tx, on_abort) {
+            let _ = tx.remove_event_listener_with_callback("abort", &reject);
         }
-        let names: js_sys::Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
-        self.db
-            .transaction_with_str_sequence_and_mode(&names, web_sys::IdbTransactionMode::Readwrite)
-            .map_err(dom_error)
-    }
-}
-
-fn store_of(
-    tx: &web_sys::IdbTransaction,
-    name: &str,
-) -> Result<web_sys::IdbObjectStore, StoreError> {
-    tx.object_store(name).map_err(dom_error)
-}
-
-/// A request's result, once it succeeds. A request in a transaction also fails when the
-/// transaction aborts: Chromium does not always fire the request's own error event then.
-async fn request_result(
-    request: &web_sys::IdbRequest,
-    tx: Option<&web_sys::IdbTransaction>,
-) -> Result<JsValue, StoreError> {
-    let mut on_abort = None;
-    let done = Promise::new(&mut |resolve, reject| {
-        request.set_onsuccess(Some(&resolve));
-        request.set_onerror(Some(&reject));
-        if let Some(tx) = tx {
-            let _ = tx.add_event_listener_with_callback("abort", &reject);
+        match outcome {
+            Ok(_) => request.result().map_err(dom_error),
+            Err(_) => Err(match (request.error(), tx.and_then(|t| t.error())) {
+                (Ok(Some(e)), _) | (_, Some(e)) => dom_error(e.into()),
+                _ => StoreError::Backend("an IndexedDB request failed".into()),
+            }),
         }
-        on_abort = Some(reject);
-    });
-    let outcome = JsFuture::from(done).await;
-    request.set_onsuccess(None);
-    request.set_onerror(None);
-    if let (Some(tx), Some(reject)) = (tx, on_abort) {
-        let _ = tx.remove_event_listener_with_callback("abort", &reject);
-    }
-    match outcome {
-        Ok(_) => request.result().map_err(dom_error),
-        Err(_) => Err(match (request.error(), tx.and_then(|t| t.error())) {
-            (Ok(Some(e)), _) | (_, Some(e)) => dom_error(e.into()),
-            _ => StoreError::Backend("an IndexedDB request failed".into()),
-        }),
-    }
+    })
 }
 
 /// Commits a transaction whose requests are all issued, and waits until it is durable (in
 /// the browser's default durability). An abort comes back with its reason.
-async fn finish(tx: web_sys::IdbTransaction) -> Result<(), StoreError> {
-    let done = Promise::new(&mut |resolve, reject| {
-        tx.set_oncomplete(Some(&resolve));
-        tx.set_onabort(Some(&reject));
-    });
-    // Committing now saves a round trip; where `commit` is missing, it commits on its own.
-    // (web-sys marks it deprecated; it is in the IndexedDB 3.0 draft and in every engine.)
-    #[allow(deprecated)]
-    let _ = tx.commit();
-    match JsFuture::from(done).await {
-        Ok(_) => Ok(()),
-        Err(_) => Err(match tx.error() {
-            Some(e) => dom_error(e.into()),
-            None => StoreError::Backend("the IndexedDB transaction was aborted".into()),
-        }),
-    }
+fn finish(tx: IdbTransaction) -> Pin<Box<dyn Future<Output = Result<(), StoreError>>>> {
+    Box::pin(async move {
+        let done = Promise::new(&mut |resolve, reject| {
+            tx.set_oncomplete(Some(&resolve));
+            tx.set_onabort(Some(&reject));
+        });
+        // Committing now saves a round trip; where `commit` is missing, it commits on its own.
+        // (web-sys marks it deprecated; it is in the IndexedDB 3.0 draft and in every engine.)
+        #[allow(deprecated)]
+        let _ = tx.commit();
+        match JsFuture::from(done).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(match tx.error() {
+                Some(e) => dom_error(e.into()),
+                None => StoreError::Backend("the IndexedDB transaction was aborted".into()),
+            }),
+        }
+    })
 }
 
 /// An IndexedDB failure by its DOMException name; a full quota is told apart.
 fn dom_error(e: JsValue) -> StoreError {
-    let (name, message) = match e.dyn_ref::<web_sys::DomException>() {
-        Some(d) => (d.name(), d.message()),
-        None => (
+    let (name, message) = if let Some(d) = e.dyn_ref::<web_sys::DomException>() {
+        (d.name(), d.message())
+    } else if let Some(e) = e.dyn_ref::<js_sys::Error>() {
+        (String::from(e.name()), String::from(e.message()))
+    } else {
+        let text = e.as_string();
+        (
             "Error".to_owned(),
-            e.as_string().unwrap_or_else(|| format!("{e:?}")),
-        ),
+            text.unwrap_or_else(|| "an IndexedDB call failed".into()),
+        )
     };
     let text = if message.is_empty() {
         name.clone()
@@ -310,44 +291,51 @@ fn key_range(lo: u64, hi: u64) -> Result<JsValue, StoreError> {
         .map_err(dom_error)
 }
 
+/// One metadata record written on its own.
+async fn put_meta(store: &IdbStore, key: &str, value: JsValue) -> Result<(), StoreError> {
+    let tx = store.write(&[META])?;
+    store_of(&tx, META)?
+        .put(&meta_record(key, value)?)
+        .map_err(dom_error)?;
+    finish(tx).await
+}
+
 impl Store for IdbStore {
     async fn load_meta(&self) -> Result<Meta, StoreError> {
-        let tx = self.tx(&[META, QUEUE], TransactionMode::ReadOnly)?;
-        let store = tx.store(META).map_err(backend)?;
-        let tienda = meta_value(&store, "tienda").await?;
-        let cursor = meta_value(&store, "cursor").await?;
-        let reloj = meta_value(&store, "reloj").await?;
-        let resync = meta_value(&store, "resync").await?;
+        let tx = self.read(&[META, QUEUE])?;
+        let meta = store_of(&tx, META)?;
+        let requests = ["tienda", "cursor", "reloj", "resync"]
+            .map(|key| meta.get(&key.into()).map_err(dom_error));
         // The newest queued operation's clock: appends do not write the clock themselves.
-        let last = tx
-            .store(QUEUE)
-            .map_err(backend)?
-            .scan(None, Some(1), None, Some(Direction::Prev))
-            .await
-            .map_err(backend)?;
-        let last_clock = last
-            .into_iter()
-            .next()
-            .map(|(_, v)| from_js::<Operation>(v))
-            .transpose()?
-            .map(|o| o.clock);
+        let newest = store_of(&tx, QUEUE)?
+            .open_cursor_with_range_and_direction(&JsValue::NULL, web_sys::IdbCursorDirection::Prev)
+            .map_err(dom_error)?;
+        let mut values = Vec::with_capacity(4);
+        for request in requests {
+            values.push(meta_value(&settled(request?, Some(&tx)).await?));
+        }
+        let cursor = settled(newest, Some(&tx)).await?;
+        let last_clock = match cursor.dyn_into::<web_sys::IdbCursorWithValue>() {
+            Ok(cursor) => Some(decode::<Operation>(&cursor.value().map_err(dom_error)?)?.clock),
+            Err(_) => None,
+        };
+        let [tienda, cursor, reloj, resync]: [Option<JsValue>; 4] = values
+            .try_into()
+            .map_err(|_| StoreError::Backend("metadata read incomplete".into()))?;
+        let number = |v: Option<JsValue>| v.and_then(|v| v.as_f64());
         let saved = reloj
             .and_then(|v| v.as_string())
             .and_then(|s| s.parse::<Hlc>().ok());
         Ok(Meta {
-            store: tienda.and_then(|v| v.as_f64()).map(|v| v as StoreId),
-            cursor: cursor.and_then(|v| v.as_f64()).map_or(0, |v| v as u64),
+            store: number(tienda).map(|v| v as StoreId),
+            cursor: number(cursor).map_or(0, |v| v as u64),
             clock: saved.max(last_clock),
-            resync: resync.and_then(|v| v.as_f64()).map_or(0, |v| v as u64),
+            resync: number(resync).map_or(0, |v| v as u64),
         })
     }
 
     async fn set_store(&self, store: StoreId) -> Result<(), StoreError> {
-        let tx = self.writer.tx(&[META])?;
-        store_of(&tx, META)?
-            .put(&meta_record("tienda", JsValue::from_f64(store as f64))?)
-            .map_err(dom_error)?;
-        finish(tx).await
+        put_meta(self, "tienda", JsValue::from_f64(store as f64)).await
     }
 
     async fn append(&self, ops: Vec<Operation>) -> Result<Vec<Operation>, StoreError> {
@@ -363,7 +351,7 @@ impl Store for IdbStore {
         } else {
             &[QUEUE]
         };
-        let tx = self.writer.tx(stores)?;
+        let tx = self.write(stores)?;
         let queue = store_of(&tx, QUEUE)?;
         if reads_cache {
             // Every read is issued at once; the results are read in order.
@@ -375,13 +363,10 @@ impl Store for IdbStore {
                 .map(|(_, k)| cache.get(&JsValue::from_str(k)).map_err(dom_error))
                 .collect::<Result<Vec<_>, _>>()?;
             let mut bases = Vec::with_capacity(reads.len());
-            for read in &reads {
-                let value = request_result(read, Some(&tx)).await?;
-                bases.push(if value.is_undefined() {
-                    None
-                } else {
-                    Some(from_js::<Document>(value)?)
-                });
+            for read in reads {
+                bases.push(decode_optional::<Document>(
+                    &settled(read, Some(&tx)).await?,
+                )?);
             }
             let mut bases = bases.into_iter();
             for op in ops.iter_mut().filter(|o| needs_base(o)) {
@@ -425,41 +410,31 @@ impl Store for IdbStore {
     }
 
     async fn pending(&self) -> Result<Vec<Operation>, StoreError> {
-        let rows = self
-            .rows_where(QUEUE, "estado", OpStatus::Pending.as_str())
-            .await?;
-        rows.into_iter().map(from_js).collect()
+        self.rows_where(QUEUE, "estado", OpStatus::Pending.as_str())
+            .await
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {
-        let tx = self.tx(&[QUEUE], TransactionMode::ReadOnly)?;
-        let index = tx
-            .store(QUEUE)
-            .map_err(backend)?
+        let tx = self.read(&[QUEUE])?;
+        let request = store_of(&tx, QUEUE)?
             .index("estado")
-            .map_err(backend)?;
-        Ok(u64::from(
-            index
-                .count(Some(status_range(OpStatus::Pending)?))
-                .await
-                .map_err(backend)?,
-        ))
+            .and_then(|i| i.count_with_key(&OpStatus::Pending.as_str().into()))
+            .map_err(dom_error)?;
+        let count = settled(request, Some(&tx)).await?;
+        count
+            .as_f64()
+            .map(|n| n as u64)
+            .ok_or_else(|| StoreError::Backend("IndexedDB gave a non-numeric count".into()))
     }
 
     async fn operations(&self) -> Result<Vec<Operation>, StoreError> {
-        let tx = self.tx(&[QUEUE], TransactionMode::ReadOnly)?;
-        let rows = tx
-            .store(QUEUE)
-            .map_err(backend)?
-            .get_all(None, None)
-            .await
-            .map_err(backend)?;
-        rows.into_iter().map(from_js).collect()
+        let tx = self.read(&[QUEUE])?;
+        let request = store_of(&tx, QUEUE)?.get_all().map_err(dom_error)?;
+        decode(&settled(request, Some(&tx)).await?)
     }
 
     async fn operations_for(&self, key: &DocKey) -> Result<Vec<Operation>, StoreError> {
-        let rows = self.rows_where(QUEUE, "documento", &key.joined()).await?;
-        rows.into_iter().map(from_js).collect()
+        self.rows_where(QUEUE, "documento", &key.joined()).await
     }
 
     async fn settle(&self, remove: &[u64], update: &[Operation]) -> Result<(), StoreError> {
@@ -469,7 +444,7 @@ impl Store for IdbStore {
                 .map(|op| (op, op.doc_key().joined()))
                 .collect::<Vec<_>>(),
         )?;
-        let tx = self.writer.tx(&[QUEUE])?;
+        let tx = self.write(&[QUEUE])?;
         let queue = store_of(&tx, QUEUE)?;
         // One request per run of consecutive sequence numbers: a pushed batch is one run.
         for (lo, hi) in seq_runs(remove) {
@@ -482,7 +457,7 @@ impl Store for IdbStore {
     }
 
     async fn reset_cursor(&self, generation: u64) -> Result<(), StoreError> {
-        let tx = self.writer.tx(&[META])?;
+        let tx = self.write(&[META])?;
         let meta = store_of(&tx, META)?;
         meta.put(&meta_record("cursor", JsValue::from_f64(0.0))?)
             .map_err(dom_error)?;
@@ -506,7 +481,7 @@ impl Store for IdbStore {
                 })
                 .collect::<Vec<_>>(),
         )?;
-        let tx = self.writer.tx(&[CACHE, META])?;
+        let tx = self.write(&[CACHE, META])?;
         let cache = store_of(&tx, CACHE)?;
         for record in records.iter() {
             cache.put(&record).map_err(dom_error)?;
@@ -518,11 +493,7 @@ impl Store for IdbStore {
     }
 
     async fn save_clock(&self, clock: Hlc) -> Result<(), StoreError> {
-        let tx = self.writer.tx(&[META])?;
-        store_of(&tx, META)?
-            .put(&meta_record("reloj", clock.to_string().into())?)
-            .map_err(dom_error)?;
-        finish(tx).await
+        put_meta(self, "reloj", clock.to_string().into()).await
     }
 
     async fn cached_with_operations(
@@ -530,45 +501,28 @@ impl Store for IdbStore {
         key: &DocKey,
     ) -> Result<(Option<Document>, Vec<Operation>), StoreError> {
         // One transaction, both requests in flight at once.
-        let tx = self.tx(&[CACHE, QUEUE], TransactionMode::ReadOnly)?;
-        let cache = tx.store(CACHE).map_err(backend)?;
-        let index = tx
-            .store(QUEUE)
-            .map_err(backend)?
+        let tx = self.read(&[CACHE, QUEUE])?;
+        let joined = JsValue::from_str(&key.joined());
+        let doc = store_of(&tx, CACHE)?.get(&joined).map_err(dom_error)?;
+        let ops = store_of(&tx, QUEUE)?
             .index("documento")
-            .map_err(backend)?;
-        let joined = key.joined();
-        let range = KeyRange::only(&joined.as_str().into()).map_err(|e| backend(e.into()))?;
-        let (doc, ops) = futures::join!(
-            cache.get(joined.as_str().into()),
-            index.get_all(Some(range), None)
-        );
-        let doc = doc.map_err(backend)?.map(from_js).transpose()?;
-        let ops = ops
-            .map_err(backend)?
-            .into_iter()
-            .map(from_js)
-            .collect::<Result<_, _>>()?;
+            .and_then(|i| i.get_all_with_key(&joined))
+            .map_err(dom_error)?;
+        let doc = decode_optional(&settled(doc, Some(&tx)).await?)?;
+        let ops = decode(&settled(ops, Some(&tx)).await?)?;
         Ok((doc, ops))
     }
 
     async fn cached(&self, key: &DocKey) -> Result<Option<Document>, StoreError> {
-        let tx = self.tx(&[CACHE], TransactionMode::ReadOnly)?;
-        let record = tx
-            .store(CACHE)
-            .map_err(backend)?
-            .get(key.joined().into())
-            .await
-            .map_err(backend)?;
-        record.map(from_js).transpose()
+        let tx = self.read(&[CACHE])?;
+        let request = store_of(&tx, CACHE)?
+            .get(&key.joined().into())
+            .map_err(dom_error)?;
+        decode_optional(&settled(request, Some(&tx)).await?)
     }
 
     async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
-        let rows = self.rows_where(CACHE, "coleccion", collection).await?;
-        let mut docs = rows
-            .into_iter()
-            .map(from_js::<Document>)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut docs: Vec<Document> = self.rows_where(CACHE, "coleccion", collection).await?;
         docs.retain(|d| !d.deleted);
         docs.sort_by(|a, b| a.doc_id.cmp(&b.doc_id));
         Ok(docs)
