@@ -1,13 +1,15 @@
 //! The fetch [`Transport`], over gloo-net.
 
-use gloo_net::http::{Request, Response};
+use std::future::Future;
+use std::pin::Pin;
+
+use gloo_net::http::Request;
 use serde::de::DeserializeOwned;
 
 use crate::core::config::SyncSettings;
 use crate::core::model::StoreId;
 use crate::core::protocol::{
-    path, ConflictSummary, ErrorBody, OpState, Page, PullQuery, PullResponse, PushRequest,
-    PushResponse,
+    path, ConflictSummary, OpState, Page, PullQuery, PullResponse, PushRequest, PushResponse,
 };
 use crate::core::transport::{Transport, TransportError};
 
@@ -32,44 +34,57 @@ impl FetchTransport {
     }
 }
 
-async fn answer<T: DeserializeOwned>(
-    response: Result<Response, gloo_net::Error>,
-) -> Result<T, TransportError> {
-    let response = response.map_err(|e| TransportError::Network(e.to_string()))?;
-    if !response.ok() {
-        let body = response.json::<ErrorBody>().await.ok();
-        return Err(TransportError::Http {
-            status: response.status(),
-            body,
-        });
-    }
-    response
-        .json::<T>()
-        .await
-        .map_err(|e| TransportError::Decode(e.to_string()))
+/// One request and its answer's text. Every call of the transport goes through this one
+/// boxed future, so the engine's wasm holds one copy of the fetch machinery, not one per
+/// answer type; the text is then read by the caller's type alone.
+fn exchange(request: Result<Request, gloo_net::Error>) -> Exchange {
+    Box::pin(async move {
+        if !is_online() {
+            return Err(TransportError::Offline);
+        }
+        let request = request.map_err(|e| TransportError::Decode(e.to_string()))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| TransportError::Network(e.to_string()))?;
+        let text = response.text().await;
+        if !response.ok() {
+            return Err(TransportError::Http {
+                status: response.status(),
+                body: text.ok().and_then(|t| serde_json::from_str(&t).ok()),
+            });
+        }
+        text.map_err(|e| TransportError::Network(e.to_string()))
+    })
+}
+
+type Exchange = Pin<Box<dyn Future<Output = Result<String, TransportError>>>>;
+
+/// The answer's text read as `T`.
+fn read<T: DeserializeOwned>(text: &str) -> Result<T, TransportError> {
+    serde_json::from_str(text).map_err(|e| TransportError::Decode(e.to_string()))
 }
 
 impl Transport for FetchTransport {
     async fn push(&self, request: &PushRequest) -> Result<PushResponse, TransportError> {
-        if !is_online() {
-            return Err(TransportError::Offline);
-        }
+        let body =
+            serde_json::to_string(request).map_err(|e| TransportError::Decode(e.to_string()))?;
         let request = Request::post(&format!("{}{}", self.base, path::PUSH))
-            .json(request)
-            .map_err(|e| TransportError::Decode(e.to_string()))?;
-        answer(request.send().await).await
+            .header("content-type", "application/json")
+            .body(body);
+        read(&exchange(request).await?)
     }
 
     async fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError> {
-        self.get(&path::pull(query)).await
+        read(&self.get(&path::pull(query)).await?)
     }
 
     async fn config(&self, store: StoreId) -> Result<SyncSettings, TransportError> {
-        self.get(&path::config(store)).await
+        read(&self.get(&path::config(store)).await?)
     }
 
     async fn conflicts(&self, store: StoreId) -> Result<Vec<ConflictSummary>, TransportError> {
-        let page: Page<ConflictSummary> = self.get(&path::open_conflicts(store)).await?;
+        let page: Page<ConflictSummary> = read(&self.get(&path::open_conflicts(store)).await?)?;
         Ok(page.results)
     }
 
@@ -78,16 +93,13 @@ impl Transport for FetchTransport {
         store: StoreId,
         ids: &[uuid::Uuid],
     ) -> Result<Vec<OpState>, TransportError> {
-        let page: Page<OpState> = self.get(&path::states(store, ids)).await?;
+        let page: Page<OpState> = read(&self.get(&path::states(store, ids)).await?)?;
         Ok(page.results)
     }
 }
 
 impl FetchTransport {
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, TransportError> {
-        if !is_online() {
-            return Err(TransportError::Offline);
-        }
-        answer(Request::get(&format!("{}{path}", self.base)).send().await).await
+    fn get(&self, path: &str) -> Exchange {
+        exchange(Request::get(&format!("{}{path}", self.base)).build())
     }
 }

@@ -524,7 +524,8 @@ impl Store for IdbStore {
     async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
         let mut docs: Vec<Document> = self.rows_where(CACHE, "coleccion", collection).await?;
         docs.retain(|d| !d.deleted);
-        docs.sort_by(|a, b| a.doc_id.cmp(&b.doc_id));
+        // Ids are unique within a collection: an unstable sort gives the one order.
+        docs.sort_unstable_by(|a, b| a.doc_id.cmp(&b.doc_id));
         Ok(docs)
     }
 }

@@ -1,7 +1,7 @@
 //! The JavaScript boundary: the TypeScript types of every payload, the shapes the JS API reads
 //! and writes, and how a Rust error becomes a JS `Error` with a stable `name`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -138,7 +138,7 @@ pub(crate) struct OpenOptions {
     #[serde(default)]
     pub(crate) cached_collections: Vec<String>,
     #[serde(default)]
-    pub(crate) priorities: HashMap<String, i32>,
+    pub(crate) priorities: BTreeMap<String, i32>,
 }
 
 #[derive(Deserialize)]

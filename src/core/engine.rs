@@ -15,7 +15,7 @@
 //! pending operations applied on top, so a till sees its own sales before they sync.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -42,7 +42,7 @@ pub struct EngineConfig {
     /// The collections cached for offline use (empty: all).
     pub cached_collections: Vec<String>,
     /// The priority of each collection's operations, when an operation does not set one.
-    pub priorities: HashMap<String, i32>,
+    pub priorities: BTreeMap<String, i32>,
     /// How often continuous sync runs, in milliseconds.
     pub interval_ms: u32,
 }
@@ -55,7 +55,7 @@ impl EngineConfig {
             batch_size: 500,
             pull_limit: DEFAULT_PULL,
             cached_collections: Vec::new(),
-            priorities: HashMap::new(),
+            priorities: BTreeMap::new(),
             interval_ms: 10_000,
         }
     }

@@ -217,16 +217,46 @@ pub struct Document {
     pub deleted: bool,
 }
 
-/// Formats Unix milliseconds as RFC 3339 in UTC (`2026-12-03T16:11:52.123Z`).
+/// Formats Unix milliseconds as RFC 3339 in UTC (`2026-12-03T16:11:52.123Z`): whole seconds
+/// have no fraction, and a fraction has no trailing zeros (`.12Z`), as the `time` crate writes
+/// it. Past the year 9999 it is empty. Written out here rather than with `time`, whose
+/// formatting machinery would cost the engine's wasm more than the arithmetic below.
 pub fn rfc3339(unix_ms: u64) -> String {
-    let nanos = i128::from(unix_ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    let days = unix_ms / 86_400_000;
+    let ms_of_day = unix_ms % 86_400_000;
+    let (year, month, day) = civil_from_days(days);
+    if year > 9999 {
+        return String::new();
+    }
+    let secs = ms_of_day / 1000;
+    let mut text = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
+    let ms = ms_of_day % 1000;
+    if ms != 0 {
+        let fraction = format!(".{ms:03}");
+        text.push_str(fraction.trim_end_matches('0'));
+    }
+    text.push('Z');
+    text
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's
+/// `civil_from_days`, for non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]
@@ -237,6 +267,33 @@ mod tests {
     fn rfc3339_formats_milliseconds_in_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_733_240_000_123), "2024-12-03T15:33:20.123Z");
+        assert_eq!(rfc3339(1_733_240_000_120), "2024-12-03T15:33:20.12Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(253_402_300_800_000), "");
+    }
+
+    /// The `time` crate is the reference: the same text for any instant it can write.
+    fn time_reference(unix_ms: u64) -> String {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rfc3339_matches_the_time_crate(ms in 0u64..253_402_300_800_000) {
+            proptest::prop_assert_eq!(rfc3339(ms), time_reference(ms));
+        }
+
+        #[test]
+        fn rfc3339_matches_the_time_crate_near_now(ms in 1_600_000_000_000u64..1_900_000_000_000) {
+            proptest::prop_assert_eq!(rfc3339(ms), time_reference(ms));
+        }
     }
 
     #[test]

@@ -11,32 +11,45 @@
 //! instead of overtaking them. Effective priorities never rise along one document's chain, so
 //! every prefix of the order (a batch) respects rule 1.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
-use super::model::{DocKey, Operation};
+use super::clock::Hlc;
+use super::model::Operation;
 
 /// Orders pending operations for sending. `ops` carry their device sequence (`seq`), which is
 /// creation order; operations without one sort after those with one, by their clock.
-pub fn order(mut ops: Vec<Operation>) -> Vec<Operation> {
-    ops.sort_by_key(creation_key);
-    let mut effective = vec![0i32; ops.len()];
-    let mut highest_later: HashMap<DocKey, i32> = HashMap::new();
-    for (i, op) in ops.iter().enumerate().rev() {
-        let slot = highest_later.entry(op.doc_key()).or_insert(i32::MIN);
-        *slot = (*slot).max(op.priority);
-        effective[i] = *slot;
-    }
-    let mut indexed: Vec<(i32, usize, Operation)> = ops
-        .into_iter()
+pub fn order(ops: Vec<Operation>) -> Vec<Operation> {
+    // Creation order: by device sequence, then clock. One unstable sort over plain keys (each
+    // key ends in the operation's index, so no two are equal) serves both orderings below.
+    let mut keys: Vec<(i64, Hlc, usize)> = ops
+        .iter()
         .enumerate()
-        .map(|(i, op)| (effective[i], i, op))
+        .map(|(i, op)| {
+            let seq = op
+                .seq
+                .map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+            (seq, op.clock, i)
+        })
         .collect();
-    indexed.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    indexed.into_iter().map(|(_, _, op)| op).collect()
-}
-
-fn creation_key(op: &Operation) -> (u64, super::clock::Hlc) {
-    (op.seq.unwrap_or(u64::MAX), op.clock)
+    keys.sort_unstable();
+    // Effective priorities, walking each document's chain from its newest operation back.
+    let mut ranked: Vec<(i64, Hlc, usize)> = Vec::with_capacity(keys.len());
+    let mut highest_later: BTreeMap<(&str, &str), i32> = BTreeMap::new();
+    for (rank, &(_, _, i)) in keys.iter().enumerate().rev() {
+        let op = &ops[i];
+        let slot = highest_later
+            .entry((op.collection.as_str(), op.doc_id.as_str()))
+            .or_insert(i32::MIN);
+        *slot = (*slot).max(op.priority);
+        // Higher priority first, then creation rank.
+        ranked.push((-i64::from(*slot), Hlc::default(), rank));
+    }
+    ranked.sort_unstable();
+    let mut slots: Vec<Option<Operation>> = ops.into_iter().map(Some).collect();
+    ranked
+        .into_iter()
+        .filter_map(|(_, _, rank)| slots[keys[rank].2].take())
+        .collect()
 }
 
 #[cfg(test)]
