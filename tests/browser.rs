@@ -338,7 +338,15 @@ async fn sync_now_empties_the_queue_against_a_real_hub_exactly_once() {
     assert_eq!(cached["datos"]["stock"], 3);
     let again = rust(wait(engine.sync_now()).await.unwrap());
     assert_eq!(again["pushed"], 0);
-    let status = rust(wait(engine.status()).await.unwrap());
+    let status_js = wait(engine.status()).await.unwrap();
+    // Absent values are JS null, as the TypeScript types say (not undefined).
+    let last_error = js_sys::Reflect::get(&status_js, &"lastError".into()).unwrap();
+    assert!(last_error.is_null(), "lastError is {last_error:?}");
+    let pushed = js_sys::Reflect::get(&status_js, &"lastSync".into())
+        .and_then(|s| js_sys::Reflect::get(&s, &"pushed".into()))
+        .unwrap();
+    assert_eq!(pushed.as_f64(), Some(0.0));
+    let status = rust(status_js);
     assert_eq!(status["pending"], 0);
     assert_eq!(status["storeId"], 11);
     assert_eq!(status["lastError"], Value::Null);

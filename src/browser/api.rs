@@ -18,8 +18,8 @@ use super::env::{is_online, now_ms, random_uuids, sleep, GlobalListener};
 use super::http::FetchTransport;
 use super::idb::IdbStore;
 use super::js::{
-    engine_error, error_name, from_js, invalid, js_error, to_js, JsNewOperation, OpenOptions,
-    Status,
+    engine_error, error_name, from_js, invalid, js_error, report, to_js, JsNewOperation,
+    OpenOptions, Status,
 };
 use crate::core::engine::{EngineConfig, EngineError, NewOperation, SyncEngine, SyncSummary};
 use crate::core::model::rfc3339;
@@ -69,7 +69,7 @@ impl Inner {
             return;
         }
         if let Ok(status) = self.status().await {
-            if let Ok(detail) = to_js(&status) {
+            if let Ok(detail) = report(&status) {
                 self.dispatch("change", &detail);
             }
         }
@@ -88,7 +88,7 @@ impl Inner {
             .filter(|c| !before.iter().any(|b| b.id == c.id))
             .map(|c| ("abierto", c));
         for (state, conflict) in closed.chain(opened) {
-            if let Ok(detail) = to_js(&ConflictEvent {
+            if let Ok(detail) = report(&ConflictEvent {
                 estado: state,
                 conflicto: conflict,
             }) {
@@ -98,7 +98,7 @@ impl Inner {
         match &result {
             Ok(summary) => {
                 *self.last_sync.borrow_mut() = Some((summary.clone(), rfc3339(now_ms())));
-                if let Ok(detail) = to_js(summary) {
+                if let Ok(detail) = report(summary) {
                     self.dispatch("sync", &detail);
                 }
             }
@@ -235,7 +235,7 @@ impl PosSync {
     #[wasm_bindgen(js_name = syncNow, unchecked_return_type = "Promise<SyncSummary>")]
     pub fn sync_now(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { to_js(&inner.sync().await.map_err(engine_error)?) })
+        future_to_promise(async move { report(&inner.sync().await.map_err(engine_error)?) })
     }
 
     /// Starts continuous sync: now, every `syncIntervalMs`, and at once on `online`.
@@ -259,7 +259,7 @@ impl PosSync {
     #[wasm_bindgen(unchecked_return_type = "Promise<EngineStatus>")]
     pub fn status(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { to_js(&inner.status().await.map_err(engine_error)?) })
+        future_to_promise(async move { report(&inner.status().await.map_err(engine_error)?) })
     }
 
     /// A document from the offline cache, with this store's pending operations applied;
@@ -284,7 +284,7 @@ impl PosSync {
     #[wasm_bindgen(unchecked_return_type = "Promise<ConflictSummary[]>")]
     pub fn conflicts(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { to_js(&inner.engine.open_conflicts()) })
+        future_to_promise(async move { report(&inner.engine.open_conflicts()) })
     }
 
     /// Every live document of a collection from the offline cache, by id.

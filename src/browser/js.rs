@@ -205,6 +205,11 @@ pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
     super::convert::to_js(value).map_err(|e| js_error("PosSyncProtocolError", &e))
 }
 
+/// An engine report (status, summary, conflict) as a JS object.
+pub(crate) fn report<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    super::convert::to_object(value).map_err(|e| js_error("PosSyncProtocolError", &e))
+}
+
 /// Reads a JS value as `T` (through JSON, so `deny_unknown_fields` sees every key).
 pub(crate) fn from_js<T: serde::de::DeserializeOwned>(value: JsValue) -> Result<T, String> {
     super::convert::from_js_json(&value)
