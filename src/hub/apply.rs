@@ -203,40 +203,44 @@ impl Docs {
         upsert(tx, &rows).await
     }
 
-    /// Reads many documents in one query (absent ones are remembered as absent).
+    /// Reads many documents in a few queries (absent ones are remembered as absent): one per
+    /// collection and chunk, each a search of the primary key (`coleccion = ? AND objeto_id
+    /// IN (...)`; SQLite plans a row-value `IN` over both columns as a scan of the table).
     pub async fn preload(
         &mut self,
         tx: &mut Tx<'_>,
         keys: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), AppError> {
-        let wanted: Vec<(String, String)> = keys
-            .into_iter()
-            .filter(|k| !self.map.contains_key(k))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for chunk in super::db::statement_chunks(&wanted) {
-            let values = vec!["(?, ?)"; chunk.len()].join(", ");
-            let sql = format!("SELECT coleccion, objeto_id, version, datos, eliminado, campos FROM documentos WHERE (coleccion, objeto_id) IN (VALUES {values})");
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (c, d) in chunk {
-                query = query.bind(c).bind(d);
+        let mut wanted: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+            std::collections::BTreeMap::new();
+        for key in keys {
+            if !self.map.contains_key(&key) {
+                wanted.entry(key.0).or_default().insert(key.1);
             }
-            for r in query.fetch_all(&mut **tx).await? {
-                let key = (
-                    r.get::<String, _>("coleccion"),
-                    r.get::<String, _>("objeto_id"),
-                );
-                let row = RawRow {
-                    version: r.get("version"),
-                    datos: r.get("datos"),
-                    deleted: r.get::<i64, _>("eliminado") != 0,
-                    campos: r.get("campos"),
-                };
-                self.map.insert(key, Slot::Row(row));
-            }
-            for k in chunk {
-                self.map.entry(k.clone()).or_insert(Slot::Absent);
+        }
+        for (collection, ids) in wanted {
+            let ids: Vec<String> = ids.into_iter().collect();
+            for chunk in super::db::statement_chunks(&ids) {
+                let mut query =
+                    sqlx::query(sqlx::AssertSqlSafe(preload_sql(chunk.len()))).bind(&collection);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                for r in query.fetch_all(&mut **tx).await? {
+                    let row = RawRow {
+                        version: r.get("version"),
+                        datos: r.get("datos"),
+                        deleted: r.get::<i64, _>("eliminado") != 0,
+                        campos: r.get("campos"),
+                    };
+                    let key = (collection.clone(), r.get::<String, _>("objeto_id"));
+                    self.map.insert(key, Slot::Row(row));
+                }
+                for id in chunk {
+                    self.map
+                        .entry((collection.clone(), id.clone()))
+                        .or_insert(Slot::Absent);
+                }
             }
         }
         Ok(())
@@ -304,6 +308,15 @@ impl Docs {
         self.map.insert(key, Slot::Loaded(stored));
         Ok(())
     }
+}
+
+/// The query [`Docs::preload`] runs for `n` documents of one collection.
+fn preload_sql(n: usize) -> String {
+    format!(
+        "SELECT objeto_id, version, datos, eliminado, campos FROM documentos \
+         WHERE coleccion = ? AND objeto_id IN ({})",
+        vec!["?"; n].join(", ")
+    )
 }
 
 fn stored_from(
@@ -554,4 +567,34 @@ pub async fn process(
         // The operation that opened the conflict carries it; later ones only point at it.
         has_conflict: opened_now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A push reads its documents by the primary key: a plan that scans `documentos` makes
+    /// every push slower as the hub's data grows.
+    #[tokio::test]
+    async fn preloading_searches_the_primary_key() {
+        let db = super::super::db::Db::memory().await.unwrap();
+        let sql = format!("EXPLAIN QUERY PLAN {}", preload_sql(3));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind("productos");
+        for id in ["P1", "P2", "P3"] {
+            query = query.bind(id);
+        }
+        let plan: Vec<String> = query
+            .fetch_all(&db.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.contains("SEARCH documentos USING PRIMARY KEY")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{plan:?}");
+    }
 }
