@@ -22,6 +22,33 @@ use super::error::AppError;
 use crate::core::model::{Document, Fields, OpKind, OpStatus, Operation};
 use crate::core::protocol::{Change, PullResponse};
 
+/// The write-ahead log's size, in pages, past which a commit checkpoints it itself.
+const WAL_PAGES: u32 = 8000;
+
+/// Copies the write-ahead log back into the database file twice a second, on a connection
+/// of its own. SQLite would otherwise do it inside the commit that fills the log past 1000
+/// pages, and that push would answer late. A passive checkpoint waits for no reader or
+/// writer; it ends with the pool (the last connection's close checkpoints what is left).
+async fn checkpoints(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "checkpoint failed; the next commit past the log's limit checkpoints instead");
+        }
+    }
+}
+
 /// The hub's database.
 pub struct Db {
     pub(crate) pool: SqlitePool,
@@ -115,11 +142,15 @@ impl Db {
             // A multi-row statement inside a push keeps its statement journal in memory
             // instead of spilling it to a temporary file past 64 KiB.
             .pragma("temp_store", "memory")
+            // Checkpoints run beside the writes (see `checkpoints`); a commit checkpoints by
+            // itself only if the log outgrows this many pages (32 MiB) anyway.
+            .pragma("wal_autocheckpoint", WAL_PAGES.to_string())
             .busy_timeout(Duration::from_secs(10));
         let mut db = Self::with_options(options, 8).await?;
         let file = FileId::of(path)
             .map_err(|e| AppError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
         db.file = Some(file);
+        tokio::spawn(checkpoints(db.pool.clone()));
         Ok(db)
     }
 

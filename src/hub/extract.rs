@@ -54,12 +54,17 @@ impl<T: DeserializeOwned, S: Send + Sync, const LIMIT: usize> FromRequest<S>
     }
 }
 
-/// Parses JSON text into `T` with the hub's error shapes, in one pass over the text.
+/// Parses JSON text into `T` with the hub's error shapes.
 ///
 /// Text that is not JSON is a `parse_error` even where a field before the broken part has
 /// the wrong shape: a shape error is reported with its field path only once the whole text
 /// is known to be JSON (checked again, on that error path alone).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    // Good bodies are read once, without tracking the path; only a refused one is read again
+    // to name where it went wrong.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let syntax = |e: serde_json::Error| AppError::BadRequest {
         detail: format!("JSON parse error - {e}"),
         code: "parse_error",
