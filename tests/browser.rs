@@ -7,6 +7,7 @@
 use js_sys::{Array, Promise, Reflect};
 use pos_sync::browser::{IdbStore, PosSync};
 use pos_sync::core::store::conformance;
+use pos_sync::core::Mirrored;
 use serde_json::{json, Value};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -98,6 +99,14 @@ async fn hub_get(path: &str) -> Value {
 #[wasm_bindgen_test]
 async fn indexeddb_store_passes_the_store_conformance_suite() {
     conformance::run_all(async || IdbStore::open(&fresh_name("conformance")).await.unwrap()).await;
+}
+
+#[wasm_bindgen_test]
+async fn mirrored_indexeddb_store_passes_the_store_conformance_suite() {
+    conformance::run_all(async || {
+        Mirrored::new(IdbStore::open(&fresh_name("mirrored")).await.unwrap())
+    })
+    .await;
 }
 
 #[wasm_bindgen_test]

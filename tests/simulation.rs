@@ -13,13 +13,15 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use common::{call, hub, Faults, LocalTransport};
-use pos_sync::core::{EngineConfig, MemoryStore, NewOperation, OpKind, SyncEngine};
+use pos_sync::core::{EngineConfig, MemoryStore, Mirrored, NewOperation, OpKind, SyncEngine};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-type Engine = SyncEngine<MemoryStore, LocalTransport>;
+// As in the browser: the store's pending operations mirrored in memory; a reload starts a
+// new mirror over the same storage.
+type Engine = SyncEngine<Mirrored<MemoryStore>, LocalTransport>;
 
 const KEPT_SEEDS: &[u64] = &[1, 2, 3, 0x5eed, 20261203];
 const STORES: u64 = 5;
@@ -55,7 +57,7 @@ async fn open(
     config.pull_limit = 5;
     config.priorities.insert("ventas".into(), 10);
     let transport = LocalTransport::new(router.clone(), faults, seed);
-    SyncEngine::open(memory, transport, config, move || {
+    SyncEngine::open(Mirrored::new(memory), transport, config, move || {
         clock.set(clock.get() + 1);
         clock.get()
     })

@@ -22,9 +22,12 @@ use super::js::{
     OpenOptions, Status,
 };
 use crate::core::engine::{EngineConfig, EngineError, NewOperation, SyncEngine, SyncSummary};
+use crate::core::mirror::Mirrored;
 use crate::core::model::rfc3339;
 
-type Engine = SyncEngine<IdbStore, FetchTransport>;
+/// The engine a page gets: IndexedDB underneath, its own pending operations mirrored in
+/// memory (see [`Mirrored`]), the hub over fetch.
+type Engine = SyncEngine<Mirrored<IdbStore>, FetchTransport>;
 
 struct Inner {
     engine: Engine,
@@ -343,7 +346,7 @@ impl PosSync {
     pub fn close(&self) {
         self.stop();
         self.inner.listeners.borrow_mut().clear();
-        self.inner.engine.store().close();
+        self.inner.engine.store().inner().close();
     }
 }
 
@@ -385,7 +388,7 @@ impl PosSync {
             .await
             .map_err(|e| engine_error(e.into()))?;
         let transport = FetchTransport::new(&options.hub_url);
-        let engine = SyncEngine::open(store, transport, config, now_ms)
+        let engine = SyncEngine::open(Mirrored::new(store), transport, config, now_ms)
             .await
             .map_err(engine_error)?;
         let events = EventTarget::new()

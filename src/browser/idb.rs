@@ -521,6 +521,40 @@ impl Store for IdbStore {
         decode_optional(&settled(request, Some(&tx)).await?)
     }
 
+    async fn pending_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        // The keys alone: no record is read, which is what makes this cheap.
+        let tx = self.read(&[QUEUE])?;
+        let request = store_of(&tx, QUEUE)?
+            .index("estado")
+            .and_then(|i| i.get_all_keys_with_key(&OpStatus::Pending.as_str().into()))
+            .map_err(dom_error)?;
+        decode(&settled(request, Some(&tx)).await?)
+    }
+
+    async fn pending_among(&self, seqs: &[u64]) -> Result<Vec<Operation>, StoreError> {
+        let runs = seq_runs(seqs);
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.read(&[QUEUE])?;
+        let queue = store_of(&tx, QUEUE)?;
+        // One read per run of consecutive numbers, all in flight at once.
+        let reads = runs
+            .iter()
+            .map(|&(lo, hi)| {
+                queue
+                    .get_all_with_key(&key_range(lo, hi)?)
+                    .map_err(dom_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut ops = Vec::new();
+        for read in reads {
+            let rows: Vec<Operation> = decode(&settled(read, Some(&tx)).await?)?;
+            ops.extend(rows.into_iter().filter(|o| o.status == OpStatus::Pending));
+        }
+        Ok(ops)
+    }
+
     async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
         let mut docs: Vec<Document> = self.rows_where(CACHE, "coleccion", collection).await?;
         docs.retain(|d| !d.deleted);

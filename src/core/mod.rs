@@ -6,6 +6,7 @@
 //! - [`apply`]: how an operation changes a document;
 //! - [`protocol`]: push and pull messages, and operation validation;
 //! - [`store`] and [`transport`]: the traits the engine runs over, with an in-memory store;
+//! - [`mirror`]: a store wrapper that keeps this engine's pending operations in memory;
 //! - [`engine`]: the sync state machine.
 
 pub mod apply;
@@ -13,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod conflict;
 pub mod engine;
+pub mod mirror;
 pub mod model;
 pub mod protocol;
 pub mod queue;
@@ -24,6 +26,7 @@ pub(crate) mod testing;
 
 pub use clock::Hlc;
 pub use engine::{EngineConfig, EngineError, NewOperation, SyncEngine, SyncSummary};
+pub use mirror::Mirrored;
 pub use model::{DocKey, Document, Fields, OpKind, OpStatus, Operation, StoreId};
 pub use store::{MemoryStore, Meta, Store, StoreError};
 pub use transport::{Transport, TransportError};

@@ -88,6 +88,18 @@ pub trait Store {
     async fn cached(&self, key: &DocKey) -> Result<Option<Document>, StoreError>;
     /// Every live cached document of one collection.
     async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError>;
+    /// The sequence numbers of the pending operations, in creation order. A store that can
+    /// list them without reading the records should (see [`super::mirror`]).
+    async fn pending_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        Ok(self.pending().await?.iter().filter_map(|o| o.seq).collect())
+    }
+    /// The operations among `seqs` that are still pending, in creation order.
+    async fn pending_among(&self, seqs: &[u64]) -> Result<Vec<Operation>, StoreError> {
+        let wanted: std::collections::BTreeSet<u64> = seqs.iter().copied().collect();
+        let mut ops = self.pending().await?;
+        ops.retain(|o| o.seq.is_some_and(|s| wanted.contains(&s)));
+        Ok(ops)
+    }
 }
 
 /// Whether `append` must fill the operation's base from the cache: it names no base version
@@ -348,6 +360,34 @@ pub mod conformance {
         cache_and_cursor_move_together(fresh().await).await;
         base_version_comes_from_the_cache(fresh().await).await;
         meta_remembers_store_and_clock(fresh().await).await;
+        pending_sequence_numbers_match_the_pending_records(fresh().await).await;
+    }
+
+    /// The pending operations' sequence numbers, and the records of some of them, agree with
+    /// [`Store::pending`]: held and removed operations are in neither.
+    pub async fn pending_sequence_numbers_match_the_pending_records<S: Store>(s: S) {
+        let ops = queue_sales(&s, 5).await;
+        let seq = |i: usize| ops[i].seq.unwrap();
+        let mut held = ops[1].clone();
+        held.status = OpStatus::Deferred;
+        s.settle(&[seq(3)], &[held]).await.unwrap();
+        let pending: Vec<u64> = s
+            .pending()
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.seq.unwrap())
+            .collect();
+        assert_eq!(pending, vec![seq(0), seq(2), seq(4)]);
+        assert_eq!(s.pending_seqs().await.unwrap(), pending);
+        let some = s
+            .pending_among(&[seq(4), seq(1), seq(3), seq(0), seq(4) + 100])
+            .await
+            .unwrap();
+        let ids: Vec<u128> = some.iter().map(|o| o.id.as_u128()).collect();
+        assert_eq!(ids, vec![1, 5], "only pending ones, in creation order");
+        assert_eq!(some[1].collection, "ventas");
+        assert!(s.pending_among(&[]).await.unwrap().is_empty());
     }
 
     /// Appended operations get increasing sequence numbers and stay pending.
