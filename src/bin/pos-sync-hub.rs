@@ -1,5 +1,11 @@
 //! The hub's thin main: parse the command line, set up logging, run the command.
 
+// A push allocates and frees strings and maps for every operation; mimalloc does that in a
+// fraction of the system allocator's instructions (a fifth of the hub's work under load).
+#[cfg(not(target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(not(target_arch = "wasm32"))]
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
