@@ -101,6 +101,13 @@ impl<S: Store> Store for Mirrored<S> {
     }
 
     async fn pending(&self) -> Result<Vec<Operation>, StoreError> {
+        if self.pending.borrow().is_empty() {
+            // Nothing mirrored (a reopened engine): one read of the records, kept from now on.
+            let ops = self.inner.pending().await?;
+            // Past the limit, the rest is returned without being kept.
+            self.remember(ops.clone());
+            return Ok(ops);
+        }
         // Ascending, as the store lists them.
         let seqs = self.inner.pending_seqs().await?;
         let missing: Vec<u64> = {
