@@ -45,6 +45,20 @@ function done(tx) {
   });
 }
 
+/** Adds `n` records made by `make` to the `cola` store, `batch` to a transaction, each batch
+ * committed before the next; returns records per second. */
+async function addBatched(db, n, batch, make) {
+  const t = performance.now();
+  for (let i = 0; i < n; i += batch) {
+    const tx = db.transaction('cola', 'readwrite');
+    const cola = tx.objectStore('cola');
+    for (let k = i; k < i + batch; k += 1) cola.add(make(k));
+    tx.commit();
+    await done(tx);
+  }
+  return rate(n, performance.now() - t);
+}
+
 async function engineFor(label, options = {}) {
   return PosSync.open({ storeId: 1, dbName: unique(label), hubUrl: '', ...options });
 }
@@ -99,29 +113,13 @@ export async function enqueue(n, batch) {
     r.onsuccess = () => resolve(r.result);
     r.onerror = () => reject(r.error);
   });
-  t = performance.now();
-  for (let i = 0; i < n; i += batch) {
-    const tx = db.transaction('cola', 'readwrite');
-    const cola = tx.objectStore('cola');
-    for (let k = i; k < i + batch; k += 1) cola.add(fullRecord(k));
-    tx.commit();
-    await done(tx);
-  }
-  out.rawSameBatched = rate(n, performance.now() - t);
+  out.rawSameBatched = await addBatched(db, n, batch, fullRecord);
   db.close();
 
   // The floor of batching itself: the raw row's small record, no index, `batch` per
   // transaction. Neither pos-sync nor Dexie can batch faster than this.
   db = await rawOpen(unique('rawbatched'));
-  t = performance.now();
-  for (let i = 0; i < n; i += batch) {
-    const tx = db.transaction('cola', 'readwrite');
-    const cola = tx.objectStore('cola');
-    for (let k = i; k < i + batch; k += 1) cola.add(record(k));
-    tx.commit();
-    await done(tx);
-  }
-  out.rawBatched = rate(n, performance.now() - t);
+  out.rawBatched = await addBatched(db, n, batch, record);
   db.close();
 
   let dexie = new Dexie(unique('dexieadd'));
