@@ -305,11 +305,11 @@ impl Db {
         // The partial indexes (migration 4) serve a query only when it repeats their condition.
         match filter.status {
             Some(OpStatus::Applied) => clauses.push("estado = ?"),
-            Some(_) => clauses.push("estado = ? AND estado <> 'aplicada'"),
+            Some(_) => clauses.push(NOT_APPLIED_STATE),
             None => {}
         }
         match filter.has_conflict {
-            Some(true) => clauses.push("tiene_conflicto = 1"),
+            Some(true) => clauses.push(IN_CONFLICT),
             Some(false) => clauses.push("tiene_conflicto = 0"),
             None => {}
         }
@@ -421,6 +421,13 @@ impl Db {
         }))
     }
 }
+
+/// The list's filter for a state other than `aplicada`, in the form the partial index
+/// `operaciones_no_aplicadas` serves.
+const NOT_APPLIED_STATE: &str = "estado = ? AND estado <> 'aplicada'";
+
+/// The list's filter for operations in conflict, served by `operaciones_en_conflicto`.
+const IN_CONFLICT: &str = "tiene_conflicto = 1";
 
 /// Filters for the operation list.
 #[derive(Debug, Default, Clone)]
@@ -574,6 +581,35 @@ pub(crate) const ROWS_PER_STATEMENT: usize = 100;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The query plan of `SELECT * FROM operaciones WHERE {filter}`.
+    async fn plan(db: &Db, filter: &str) -> String {
+        let sql =
+            format!("EXPLAIN QUERY PLAN SELECT * FROM operaciones WHERE {filter} ORDER BY rowid");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if filter.contains('?') {
+            query = query.bind("diferida");
+        }
+        let rows = query.fetch_all(&db.pool).await.unwrap();
+        rows.iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The few operations not applied, or in conflict, are found through their partial
+    /// indexes, not by reading every operation the hub ever received.
+    #[tokio::test]
+    async fn listing_held_operations_uses_the_partial_indexes() {
+        let db = Db::memory().await.unwrap();
+        let held = plan(&db, NOT_APPLIED_STATE).await;
+        assert!(held.contains("operaciones_no_aplicadas"), "{held}");
+        let conflicted = plan(&db, IN_CONFLICT).await;
+        assert!(
+            conflicted.contains("operaciones_en_conflicto"),
+            "{conflicted}"
+        );
+    }
 
     #[test]
     fn statement_chunks_recur_in_a_few_sizes_and_keep_order() {
