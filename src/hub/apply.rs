@@ -97,12 +97,13 @@ pub async fn load(
         .bind(doc_id)
         .fetch_optional(&mut **tx)
         .await?;
-    row.map(|r| stored_from(&r, collection, doc_id)).transpose()
+    row.map(|r| RawRow::of(&r).parse(collection, doc_id))
+        .transpose()
 }
 
 /// Writes documents (insert or replace), many to a statement, in the order given.
 async fn upsert(tx: &mut Tx<'_>, rows: &[(&Stored, &Unwritten)]) -> Result<(), AppError> {
-    for chunk in super::db::statement_chunks(rows) {
+    for chunk in super::chunks::statement_chunks(rows) {
         let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO documentos (coleccion, objeto_id, version, datos, eliminado, seq, actualizado, campos, reloj) ",
         );
@@ -158,6 +159,17 @@ struct RawRow {
 }
 
 impl RawRow {
+    /// The columns of a `documentos` row (`version, datos, eliminado, campos`), unparsed.
+    fn of(r: &sqlx::sqlite::SqliteRow) -> Self {
+        RawRow {
+            version: r.get("version"),
+            datos: r.get("datos"),
+            deleted: r.get::<i64, _>("eliminado") != 0,
+            campos: r.get("campos"),
+        }
+    }
+
+    /// The document and its field stamps.
     fn parse(&self, collection: &str, doc_id: &str) -> Result<Stored, AppError> {
         Ok(Stored {
             doc: Document {
@@ -220,21 +232,15 @@ impl Docs {
         }
         for (collection, ids) in wanted {
             let ids: Vec<String> = ids.into_iter().collect();
-            for chunk in super::db::statement_chunks(&ids) {
+            for chunk in super::chunks::statement_chunks(&ids) {
                 let mut query =
                     sqlx::query(sqlx::AssertSqlSafe(preload_sql(chunk.len()))).bind(&collection);
                 for id in chunk {
                     query = query.bind(id);
                 }
                 for r in query.fetch_all(&mut **tx).await? {
-                    let row = RawRow {
-                        version: r.get("version"),
-                        datos: r.get("datos"),
-                        deleted: r.get::<i64, _>("eliminado") != 0,
-                        campos: r.get("campos"),
-                    };
                     let key = (collection.clone(), r.get::<String, _>("objeto_id"));
-                    self.map.insert(key, Slot::Row(row));
+                    self.map.insert(key, Slot::Row(RawRow::of(&r)));
                 }
                 for id in chunk {
                     self.map
@@ -255,11 +261,12 @@ impl Docs {
     ) -> Result<Option<Stored>, AppError> {
         let key = (collection.to_owned(), doc_id.to_owned());
         let stored = match self.map.get(&key) {
-            Some(Slot::Absent) => None,
-            Some(Slot::Loaded(stored)) => Some(stored.clone()),
+            Some(Slot::Absent) => return Ok(None),
+            Some(Slot::Loaded(stored)) => return Ok(Some(stored.clone())),
             Some(Slot::Row(row)) => Some(row.parse(collection, doc_id)?),
             None => load(tx, collection, doc_id).await?,
         };
+        // Parsed or read just now: remembered for the rest of the transaction.
         let slot = stored.clone().map_or(Slot::Absent, Slot::Loaded);
         self.map.insert(key, slot);
         Ok(stored)
@@ -317,24 +324,6 @@ fn preload_sql(n: usize) -> String {
          WHERE coleccion = ? AND objeto_id IN ({})",
         vec!["?"; n].join(", ")
     )
-}
-
-fn stored_from(
-    r: &sqlx::sqlite::SqliteRow,
-    collection: &str,
-    doc_id: &str,
-) -> Result<Stored, AppError> {
-    Ok(Stored {
-        doc: Document {
-            collection: collection.to_owned(),
-            doc_id: doc_id.to_owned(),
-            version: r.get::<i64, _>("version") as u64,
-            data: super::db::fields_from(r.get("datos"))?,
-            deleted: r.get::<i64, _>("eliminado") != 0,
-        },
-        stamps: serde_json::from_str(r.get("campos"))
-            .map_err(|e| AppError::Database(sqlx::Error::Decode(Box::new(e))))?,
-    })
 }
 
 /// A new conflict row; returns its id.
