@@ -5,6 +5,7 @@
 //! - [`db`] and [`push`] hold the SQLite storage; [`routes`] the handlers; [`cli`] the command line.
 
 pub mod apply;
+pub mod chunks;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -272,7 +272,7 @@ async fn apply_one(
 /// The ids of `ops` the hub already holds, in a few queries.
 async fn known_ids(tx: &mut Tx<'_>, ops: &[Operation]) -> Result<HashSet<String>, AppError> {
     let mut known = HashSet::new();
-    for chunk in super::db::statement_chunks(ops) {
+    for chunk in super::chunks::statement_chunks(ops) {
         let sql = format!(
             "SELECT id FROM operaciones WHERE id IN ({})",
             vec!["?"; chunk.len()].join(",")

@@ -153,7 +153,7 @@ pub fn record_row(
 /// Inserts new operations' rows, many to a statement (one statement per row costs a round
 /// trip to the database thread each).
 pub async fn insert_records(tx: &mut Tx<'_>, rows: &[RecordRow]) -> Result<(), AppError> {
-    for chunk in super::db::statement_chunks(rows) {
+    for chunk in super::chunks::statement_chunks(rows) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO operaciones (id, tienda, coleccion, objeto_id, operacion, datos, version_base, reloj, \
              prioridad, estado, tiene_conflicto, intentos, error, codigo, version, huella, registro, \
@@ -345,9 +345,12 @@ impl Db {
                     .await?
             }
             None => {
-                sqlx::query(
-                    "SELECT * FROM operaciones WHERE estado = 'diferida' AND estado <> 'aplicada' ORDER BY rowid",
-                )
+                let sql = format!(
+                    "SELECT * FROM operaciones WHERE {} ORDER BY rowid",
+                    super::db::NOT_APPLIED_STATE
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(OpStatus::Deferred.as_str())
                     .fetch_all(&mut *tx)
                     .await?
             }
