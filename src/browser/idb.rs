@@ -139,8 +139,16 @@ impl IdbStore {
     }
 }
 
+/// A failure of rexie (opening, upgrading or deleting the database); a full quota is told
+/// apart, as for the writes.
 fn backend(e: rexie::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    // rexie displays only "idb error"; the debug form names the DOMException and its message.
+    let text = format!("{e:?}");
+    if text.contains("QuotaExceeded") {
+        StoreError::QuotaExceeded(text)
+    } else {
+        StoreError::Backend(text)
+    }
 }
 
 fn store_of(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore, StoreError> {
