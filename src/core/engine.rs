@@ -16,6 +16,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use futures::future::{maybe_done, MaybeDone};
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -25,6 +29,7 @@ use super::clock::Hlc;
 use super::model::{rfc3339, DocKey, Document, Fields, OpKind, OpStatus, Operation, StoreId};
 use super::protocol::{
     validate, ConflictSummary, InvalidOperation, PullQuery, PushRequest, DEFAULT_PULL, MAX_BATCH,
+    PREDECESSOR_MISSING,
 };
 use super::queue;
 use super::store::{Store, StoreError};
@@ -108,6 +113,19 @@ pub struct SyncSummary {
     pub settled: u64,
     /// Open conflicts of this store on the hub.
     pub open_conflicts: u64,
+}
+
+impl SyncSummary {
+    /// Adds a push's counts (the fields a push sets) to this summary.
+    fn add(&mut self, push: &SyncSummary) {
+        self.pushed += push.pushed;
+        self.applied += push.applied;
+        self.duplicates += push.duplicates;
+        self.deferred += push.deferred;
+        self.conflicts += push.conflicts;
+        self.rejected += push.rejected;
+        self.batches += push.batches;
+    }
 }
 
 /// Why an engine call failed.
@@ -355,17 +373,38 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
                     op.priority = *p;
                 }
             }
-            // Each batch's answers are written to the store while the next batch travels to
-            // the hub: the queue's writes overlap the hub's work instead of waiting their turn.
+            // Pipelined: each batch leaves before the answer to the one before it arrives,
+            // chained to it (the hub applies it only once that one is recorded), and each
+            // answer is written to the store while the next batch is in flight.
+            let ordered = queue::order(pending);
             let mut settling = Settlement::default();
-            for batch in queue::order(pending).chunks(batch_size) {
-                let previous = std::mem::take(&mut settling);
-                let (pushed, settled) = futures::join!(
-                    self.push_splitting(batch, &mut summary),
-                    self.settle(previous)
-                );
-                settled?;
-                settling = pushed?;
+            let mut flying: Option<Flight<'_>> = None;
+            for batch in ordered.chunks(batch_size) {
+                let after = flying.as_ref().and_then(|f| f.batch.last()).map(|o| o.id);
+                let next = self.send(batch, after).await;
+                let Some(previous) = flying.replace(next) else {
+                    continue;
+                };
+                let previous_answers = std::mem::take(&mut settling);
+                match self.land(previous, previous_answers, &mut summary).await {
+                    Ok(answers) => settling = answers,
+                    Err(e) => {
+                        // The next batch is already out: the hub applies it only if the one
+                        // that failed was recorded there after all. Its answers are kept.
+                        // (Not sent again unchained: the batch before it is not answered.)
+                        if let Some(next) = flying.take() {
+                            let (result, counts) = next.outcome().await;
+                            summary.add(&counts);
+                            if let Ok(answers) = result {
+                                self.settle(answers).await?;
+                            }
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            if let Some(last) = flying.take() {
+                settling = self.land(last, settling, &mut summary).await?;
             }
             self.settle(settling).await?;
         }
@@ -461,6 +500,50 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
             .await?)
     }
 
+    /// Sends a batch (the first poll of its push issues the request) and returns it in flight.
+    async fn send<'a>(&'a self, batch: &'a [Operation], after: Option<Uuid>) -> Flight<'a> {
+        let pushing: Pushing<'a> = Box::pin(async move {
+            let mut counts = SyncSummary::default();
+            let result = self.push_splitting(batch, after, &mut counts).await;
+            (result, counts)
+        });
+        let mut flight = Flight {
+            batch,
+            chained: after.is_some(),
+            answer: maybe_done(pushing),
+        };
+        let _ = futures::poll!(Pin::new(&mut flight.answer));
+        flight
+    }
+
+    /// Waits for a batch's answer while the answers before it are written to the store, and
+    /// returns what the store must record for it. A chained batch the hub did not apply
+    /// because it never saw the batch before it (that one's last operation was refused here
+    /// as too large, or the hub was slower than its wait) is sent again, unchained: every
+    /// batch before it has been answered by now.
+    async fn land(
+        &self,
+        flight: Flight<'_>,
+        previous: Settlement,
+        summary: &mut SyncSummary,
+    ) -> Result<Settlement, EngineError> {
+        let (batch, chained) = (flight.batch, flight.chained);
+        let ((result, counts), settled) = futures::join!(flight.outcome(), self.settle(previous));
+        summary.add(&counts);
+        settled?;
+        match result {
+            Err(EngineError::Transport(TransportError::Http {
+                status: 409,
+                body: Some(body),
+            })) if chained && body.code == PREDECESSOR_MISSING => {
+                let (result, counts) = self.send(batch, None).await.outcome().await;
+                summary.add(&counts);
+                result
+            }
+            other => other,
+        }
+    }
+
     /// Pushes a batch; when the hub answers 413 (too large), pushes each half instead, in
     /// order. A single operation the hub finds too large is refused here, with the hub's
     /// reason, so it cannot block the queue behind it. Returns what the store must record;
@@ -468,13 +551,16 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
     async fn push_splitting(
         &self,
         batch: &[Operation],
+        mut after: Option<Uuid>,
         summary: &mut SyncSummary,
     ) -> Result<Settlement, EngineError> {
         let mut done = Settlement::default();
         let mut work = vec![batch];
         while let Some(part) = work.pop() {
-            match self.push_batch(part, summary).await {
+            // Only the first part the hub applies waits for the batch before; the rest follow it.
+            match self.push_batch(part, after, summary).await {
                 Ok(settlement) => {
+                    after = None;
                     done.remove.extend(settlement.remove);
                     done.update.extend(settlement.update);
                 }
@@ -509,9 +595,11 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
     async fn push_batch(
         &self,
         batch: &[Operation],
+        after: Option<Uuid>,
         summary: &mut SyncSummary,
     ) -> Result<Settlement, EngineError> {
         let request = PushRequest {
+            after,
             store: self.store_id(),
             operations: batch
                 .iter()
@@ -619,6 +707,28 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
 struct Settlement {
     remove: Vec<u64>,
     update: Vec<Operation>,
+}
+
+/// A push's answer, with the counts it adds to the sync's summary.
+type Pushing<'a> =
+    Pin<Box<dyn Future<Output = (Result<Settlement, EngineError>, SyncSummary)> + 'a>>;
+
+/// A batch sent to the hub whose answer has not been read yet.
+struct Flight<'a> {
+    batch: &'a [Operation],
+    /// Whether it waits on the hub for the batch sent before it.
+    chained: bool,
+    answer: MaybeDone<Pushing<'a>>,
+}
+
+impl Flight<'_> {
+    /// The push's result and counts, once the hub has answered.
+    async fn outcome(mut self) -> (Result<Settlement, EngineError>, SyncSummary) {
+        (&mut self.answer).await;
+        Pin::new(&mut self.answer)
+            .take_output()
+            .expect("a finished push holds its answer")
+    }
 }
 
 /// Applies a store's own not-yet-applied operations on top of the hub's document. Operations

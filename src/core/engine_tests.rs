@@ -21,6 +21,8 @@ use crate::core::store::MemoryStore;
 struct Scripted {
     pushes: RefCell<VecDeque<Result<Option<PushResponse>, TransportError>>>,
     sent: RefCell<Vec<Vec<Uuid>>>,
+    /// The operation each push was chained to (`despues_de`).
+    chained: RefCell<Vec<Option<Uuid>>>,
     max_batch: Option<usize>,
     pull: RefCell<Option<PullResponse>>,
     config: RefCell<Option<StoreConfig>>,
@@ -54,6 +56,7 @@ impl Transport for Scripted {
         self.sent
             .borrow_mut()
             .push(req.operations.iter().map(|o| o.id).collect());
+        self.chained.borrow_mut().push(req.after);
         if let Some(max) = self.max_batch {
             if req.operations.len() > max {
                 let body = ErrorBody {
@@ -386,4 +389,114 @@ fn a_database_of_another_store_is_refused_and_invalid_operations_queue_nothing()
         other => panic!("expected Invalid, got {other:?}"),
     }
     assert_eq!(block_on(e.pending_count()).unwrap(), 0);
+}
+
+fn predecessor_missing() -> TransportError {
+    TransportError::Http {
+        status: 409,
+        body: Some(ErrorBody {
+            detail: "waits for an operation the hub has not received".into(),
+            code: PREDECESSOR_MISSING.into(),
+        }),
+    }
+}
+
+fn ids(ns: &[u128]) -> Vec<Uuid> {
+    ns.iter().map(|&n| Uuid::from_u128(n)).collect()
+}
+
+#[test]
+fn each_batch_is_chained_to_the_last_operation_of_the_batch_sent_before_it() {
+    let e = engine(Scripted::default(), 2);
+    block_on(e.enqueue((1..=5).map(|n| sale(n, &format!("v{n}"))).collect())).unwrap();
+    let summary = block_on(e.sync_once()).unwrap();
+    assert_eq!(
+        (summary.applied, summary.batches, summary.pending),
+        (5, 3, 0)
+    );
+    let t = e.transport();
+    assert_eq!(
+        *t.sent.borrow(),
+        vec![ids(&[1, 2]), ids(&[3, 4]), ids(&[5])]
+    );
+    assert_eq!(
+        *t.chained.borrow(),
+        vec![None, Some(Uuid::from_u128(2)), Some(Uuid::from_u128(4))]
+    );
+}
+
+#[test]
+fn a_chained_batch_the_hub_never_saw_the_predecessor_of_is_sent_again_unchained() {
+    let t = Scripted::default();
+    t.pushes.borrow_mut().push_back(Ok(None));
+    t.pushes.borrow_mut().push_back(Err(predecessor_missing()));
+    let e = engine(t, 2);
+    block_on(e.enqueue((1..=4).map(|n| sale(n, &format!("v{n}"))).collect())).unwrap();
+    let summary = block_on(e.sync_once()).unwrap();
+    assert_eq!((summary.applied, summary.pending), (4, 0));
+    let t = e.transport();
+    assert_eq!(
+        *t.sent.borrow(),
+        vec![ids(&[1, 2]), ids(&[3, 4]), ids(&[3, 4])]
+    );
+    assert_eq!(
+        *t.chained.borrow(),
+        vec![None, Some(Uuid::from_u128(2)), None]
+    );
+    assert!(block_on(e.operations()).unwrap().is_empty());
+}
+
+#[test]
+fn when_a_batch_fails_the_one_chained_to_it_is_not_sent_again_and_both_stay_pending() {
+    let t = Scripted::default();
+    t.pushes
+        .borrow_mut()
+        .push_back(Err(TransportError::Network("reset".into())));
+    t.pushes.borrow_mut().push_back(Err(predecessor_missing()));
+    let e = engine(t, 2);
+    block_on(e.enqueue((1..=6).map(|n| sale(n, &format!("v{n}"))).collect())).unwrap();
+    let err = block_on(e.sync_once()).unwrap_err();
+    assert_eq!(
+        err,
+        EngineError::Transport(TransportError::Network("reset".into())),
+        "the first failure is the one told"
+    );
+    assert_eq!(
+        *e.transport().sent.borrow(),
+        vec![ids(&[1, 2]), ids(&[3, 4])],
+        "nothing after the failed batch and the one already chained to it"
+    );
+    let ops = block_on(e.operations()).unwrap();
+    assert_eq!(
+        ops.iter()
+            .map(|o| (o.id.as_u128(), o.status, o.attempts))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, OpStatus::Pending, 1),
+            (2, OpStatus::Pending, 1),
+            (3, OpStatus::Pending, 1),
+            (4, OpStatus::Pending, 1),
+            (5, OpStatus::Pending, 0),
+            (6, OpStatus::Pending, 0),
+        ]
+    );
+
+    // A chained batch that was applied (the failed one had reached the hub after all) keeps
+    // its answers although the sync fails.
+    let t = Scripted::default();
+    t.pushes
+        .borrow_mut()
+        .push_back(Err(TransportError::Network("answer lost".into())));
+    t.pushes.borrow_mut().push_back(Ok(None));
+    let e = engine(t, 2);
+    block_on(e.enqueue((1..=4).map(|n| sale(n, &format!("v{n}"))).collect())).unwrap();
+    assert!(block_on(e.sync_once()).is_err());
+    let left: Vec<u128> = block_on(e.operations())
+        .unwrap()
+        .iter()
+        .map(|o| o.id.as_u128())
+        .collect();
+    assert_eq!(left, vec![1, 2]);
+    let summary = block_on(e.sync_once()).unwrap();
+    assert_eq!((summary.applied, summary.pending), (2, 0));
 }

@@ -16,6 +16,9 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_PULL: u32 = 5000;
 /// How many changes a pull returns when it does not say.
 pub const DEFAULT_PULL: u32 = 500;
+/// The error code of a chained push the hub did not apply because it never recorded the
+/// operation the push waited for ([`PushRequest::after`]).
+pub const PREDECESSOR_MISSING: &str = "predecesor_ausente";
 /// The longest collection name.
 pub const MAX_COLLECTION_LEN: usize = 64;
 /// The longest document id.
@@ -30,6 +33,16 @@ pub struct PushRequest {
     /// The operations, in the order the hub must apply them.
     #[serde(rename = "operaciones")]
     pub operations: Vec<Operation>,
+    /// An operation the hub must have recorded before it applies this batch: the last one of
+    /// the batch sent before it, so a store can send its next batch without waiting for the
+    /// answer to the previous one. The hub holds the batch until then (briefly), and answers
+    /// 409 `predecesor_ausente`, applying nothing, if it never arrives.
+    #[serde(
+        rename = "despues_de",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub after: Option<Uuid>,
 }
 
 /// The hub's answer for one operation. Re-sending the operation returns the same answer.
@@ -476,8 +489,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn push_requests_round_trip_through_json(ops in prop::collection::vec(arb_op(), 0..5), store in any::<u32>()) {
-            let req = PushRequest { store: store.into(), operations: ops };
+        fn push_requests_round_trip_through_json(ops in prop::collection::vec(arb_op(), 0..5), store in any::<u32>(), after in proptest::option::of(any::<u128>())) {
+            let req = PushRequest { store: store.into(), operations: ops, after: after.map(Uuid::from_u128) };
             let text = serde_json::to_string(&req).unwrap();
             let back: PushRequest = serde_json::from_str(&text).unwrap();
             prop_assert_eq!(back, req);

@@ -53,6 +53,8 @@ async fn checkpoints(pool: SqlitePool) {
 pub struct Db {
     pub(crate) pool: SqlitePool,
     pub(crate) writer: Mutex<()>,
+    /// Counts committed pushes, so a chained push waiting for its predecessor wakes up.
+    pub(crate) pushes: tokio::sync::watch::Sender<u64>,
     file: Option<FileId>,
 }
 
@@ -174,6 +176,7 @@ impl Db {
         Ok(Db {
             pool,
             writer: Mutex::new(()),
+            pushes: tokio::sync::watch::Sender::new(0),
             file: None,
         })
     }

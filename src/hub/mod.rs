@@ -41,9 +41,15 @@ pub struct AppState {
     pub db: Arc<Db>,
     /// The most operations one push may carry.
     pub max_batch: usize,
+    /// How long a chained push (`despues_de`) waits for the operation it names.
+    pub predecessor_wait: std::time::Duration,
     /// When the hub started.
     pub started: Instant,
 }
+
+/// How long a chained push waits for its predecessor by default: the batch before it left the
+/// same device just before it, so it is normally there within milliseconds.
+pub const PREDECESSOR_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl AppState {
     /// State over a database, with the protocol's batch limit.
@@ -51,6 +57,7 @@ impl AppState {
         AppState {
             db: Arc::new(db),
             max_batch: crate::core::protocol::MAX_BATCH,
+            predecessor_wait: PREDECESSOR_WAIT,
             started: Instant::now(),
         }
     }

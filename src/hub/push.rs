@@ -13,7 +13,7 @@
 //! transaction.
 
 use std::collections::{BTreeSet, HashSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -25,8 +25,9 @@ use super::queue::{
     give_up_after, insert_records, record_row, result_of, retry_waiting, RecordRow,
 };
 use crate::core::config::StoreConfig;
-use crate::core::model::{rfc3339, DocKey, OpKind, OpStatus, Operation};
-use crate::core::protocol::{validate, OpResult, PushRequest, PushResponse};
+use crate::core::model::{rfc3339, DocKey, OpKind, OpStatus, Operation, StoreId};
+use crate::core::protocol::{validate, OpResult, PushRequest, PushResponse, PREDECESSOR_MISSING};
+use uuid::Uuid;
 
 /// A SHA-256 over the operation's content (not its status fields), hex-encoded: the digest
 /// of the JSON array `[tienda, coleccion, objeto_id, operacion, datos, version_base, reloj]`,
@@ -166,6 +167,7 @@ impl Db {
         .await?;
         tx.commit().await?;
         conn.done();
+        self.pushes.send_modify(|n| *n += 1);
         tracing::info!(
             tienda = request.store,
             registro = log_id,
@@ -183,6 +185,50 @@ impl Db {
             results,
             log_id,
         })
+    }
+}
+
+impl Db {
+    /// Waits until the hub has recorded operation `id` of store `store` (in any state), for at
+    /// most `wait`. A chained push names the last operation of the batch sent before it; once
+    /// that batch is recorded, this one may follow. If it never arrives (the device lost it or
+    /// refused it), the chained push is refused with 409 `predecesor_ausente` and nothing of it
+    /// is applied.
+    pub async fn wait_for_predecessor(
+        &self,
+        store: StoreId,
+        id: Uuid,
+        wait: Duration,
+    ) -> Result<(), AppError> {
+        // Subscribed before the first look, so a commit between the look and the wait is seen.
+        let mut pushes = self.pushes.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        let id_text = id.hyphenated().to_string();
+        loop {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM operaciones WHERE id = ? AND tienda = ?")
+                    .bind(&id_text)
+                    .bind(store as i64)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if found.is_some() {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, pushes.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => {
+                    return Err(AppError::Conflict {
+                        detail: format!(
+                            "This batch waits for operation {id}, which the hub has not received \
+                             from store {store} within {} ms. Nothing was applied; send it again \
+                             once the batch before it is answered.",
+                            wait.as_millis()
+                        ),
+                        code: PREDECESSOR_MISSING,
+                    })
+                }
+            }
+        }
     }
 }
 

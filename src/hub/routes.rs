@@ -19,7 +19,8 @@ use crate::core::protocol::{PushRequest, DEFAULT_PULL, MAX_PULL};
 
 type Params = Query<HashMap<String, String>>;
 
-/// `POST /api/sincronizacion/cola/`: push a batch.
+/// `POST /api/sincronizacion/cola/`: push a batch. A chained one (`despues_de`) first waits
+/// until the hub has recorded the operation it names.
 pub async fn push(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<PushRequest>,
@@ -30,6 +31,12 @@ pub async fn push(
             state.max_batch,
             request.operations.len()
         )));
+    }
+    if let Some(after) = request.after {
+        state
+            .db
+            .wait_for_predecessor(request.store, after, state.predecessor_wait)
+            .await?;
     }
     let response = state.db.push(&request, now_ms()).await?;
     Ok(Json(response))

@@ -25,10 +25,10 @@ use tower::ServiceExt;
 
 /// A hub over a fresh in-memory database.
 pub async fn hub() -> Router {
-    app(
-        AppState::new(Db::memory().await.unwrap()),
-        &HubOptions::default(),
-    )
+    let mut state = AppState::new(Db::memory().await.unwrap());
+    // A chained push whose predecessor a fault dropped gives up quickly here.
+    state.predecessor_wait = std::time::Duration::from_millis(200);
+    app(state, &HubOptions::default())
 }
 
 /// Sends one request to the router and returns the status and the JSON body.
