@@ -566,8 +566,7 @@ impl Store for IdbStore {
     async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
         let mut docs: Vec<Document> = self.rows_where(CACHE, "coleccion", collection).await?;
         docs.retain(|d| !d.deleted);
-        // Ids are unique within a collection: an unstable sort gives the one order.
-        docs.sort_unstable_by(|a, b| a.doc_id.cmp(&b.doc_id));
+        // In the index's order; the engine's `list` orders them by id.
         Ok(docs)
     }
 }

@@ -301,13 +301,11 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
     /// Every live document of a collection as this store sees it (see [`SyncEngine::get`]),
     /// by id: the cached ones, and those this store created and has not synced yet.
     pub async fn list(&self, collection: &str) -> Result<Vec<Document>, EngineError> {
-        let mut by_doc: std::collections::BTreeMap<String, (Option<Document>, Vec<Operation>)> =
-            self.store
-                .cached_collection(collection)
-                .await?
-                .into_iter()
-                .map(|d| (d.doc_id.clone(), (Some(d), Vec::new())))
-                .collect();
+        let mut by_doc: BTreeMap<String, (Option<Document>, Vec<Operation>)> = BTreeMap::new();
+        // Inserted one by one: collecting would sort them again, and carry a sort's code.
+        for d in self.store.cached_collection(collection).await? {
+            by_doc.insert(d.doc_id.clone(), (Some(d), Vec::new()));
+        }
         // One read of the queue for the whole collection, not one per document.
         for op in self
             .store
@@ -426,7 +424,7 @@ impl<S: Store, T: Transport> SyncEngine<S, T> {
         {
             let mut config = self.config.borrow_mut();
             config.batch_size = hub.tamano_lote.clamp(1, MAX_BATCH);
-            config.priorities = hub.prioridades.into_iter().collect();
+            config.priorities = hub.prioridades;
             config.cached_collections = hub.colecciones_cache;
             config.interval_ms = hub.intervalo_ms;
         }

@@ -86,7 +86,7 @@ pub trait Store {
     async fn apply_changes(&self, changes: &[Change], cursor: u64) -> Result<(), StoreError>;
     /// One cached document as the hub last sent it (deleted ones too).
     async fn cached(&self, key: &DocKey) -> Result<Option<Document>, StoreError>;
-    /// Every live cached document of one collection.
+    /// Every live cached document of one collection, in no promised order.
     async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError>;
     /// The sequence numbers of the pending operations, in creation order. A store that can
     /// list them without reading the records should (see [`super::mirror`]).
