@@ -4,10 +4,11 @@
 //! 1. [`SyncEngine::enqueue`] validates new operations, stamps them with the hybrid clock and
 //!    appends them to the store's queue in one committed write.
 //! 2. [`SyncEngine::sync_once`] reads the pending operations, orders them ([`queue::order`]),
-//!    and pushes them in batches. The hub answers each operation; applied ones leave the queue,
-//!    the others stay with the hub's verdict. A batch whose answer is lost stays pending and is
-//!    sent again with the same ids, and the hub answers it with its first result, so every
-//!    operation is applied exactly once.
+//!    and pushes them in batches, two in flight: each batch is chained to the one before it
+//!    (`despues_de`), so the hub applies it only after that one. The hub answers each
+//!    operation; applied ones leave the queue, the others stay with the hub's verdict. A batch
+//!    whose answer is lost stays pending and is sent again with the same ids, and the hub
+//!    answers it with its first result, so every operation is applied exactly once.
 //! 3. Then it pulls the hub's changes after its cursor into the cache, page by page, moving
 //!    the cursor with each page in the same write.
 //!
