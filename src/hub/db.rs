@@ -49,6 +49,9 @@ async fn checkpoints(pool: SqlitePool) {
     }
 }
 
+/// Rows the database thread may hand over ahead of the reader: a push's preload of documents.
+const ROW_BUFFER: usize = 1024;
+
 /// The hub's database.
 pub struct Db {
     pub(crate) pool: SqlitePool,
@@ -147,7 +150,10 @@ impl Db {
             // Checkpoints run beside the writes (see `checkpoints`); a commit checkpoints by
             // itself only if the log outgrows this many pages (32 MiB) anyway.
             .pragma("wal_autocheckpoint", WAL_PAGES.to_string())
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // A push reads up to a batch of document rows at once; with room for them all the
+            // database thread hands them over without waiting for the hub to take each few.
+            .row_buffer_size(ROW_BUFFER);
         let mut db = Self::with_options(options, 8).await?;
         let file = FileId::of(path)
             .map_err(|e| AppError::Unavailable(format!("cannot read {}: {e}", path.display())))?;
