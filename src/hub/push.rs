@@ -31,19 +31,19 @@ use uuid::Uuid;
 
 /// A SHA-256 over the operation's content (not its status fields), hex-encoded: the digest
 /// of the JSON array `[tienda, coleccion, objeto_id, operacion, datos, version_base, reloj]`,
-/// serialized straight into the hash.
-pub fn fingerprint(op: &Operation) -> String {
-    let content = (
-        op.store,
-        &op.collection,
-        &op.doc_id,
-        op.kind,
-        &op.data,
-        op.base_version,
-        op.clock,
-    );
+/// written straight into the hash. `data` is `op.data` as compact JSON (the text the record
+/// stores), so the fields are serialized once for both.
+pub fn fingerprint(op: &Operation, data: &str) -> String {
     let mut hasher = HashWriter(Sha256::new());
-    serde_json::to_writer(&mut hasher, &content).expect("an operation always serializes");
+    hasher.put(b"[", &op.store);
+    hasher.put(b",", &op.collection);
+    hasher.put(b",", &op.doc_id);
+    hasher.put(b",", &op.kind);
+    hasher.0.update(b",");
+    hasher.0.update(data.as_bytes());
+    hasher.put(b",", &op.base_version);
+    hasher.put(b",", &op.clock);
+    hasher.0.update(b"]");
     let digest = hasher.0.finalize();
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(digest.len() * 2);
@@ -56,6 +56,14 @@ pub fn fingerprint(op: &Operation) -> String {
 
 /// Feeds serialized bytes into a hash.
 struct HashWriter(Sha256);
+
+impl HashWriter {
+    /// A separator, then a value as JSON.
+    fn put(&mut self, separator: &[u8], value: &impl serde::Serialize) {
+        self.0.update(separator);
+        serde_json::to_writer(&mut *self, value).expect("an operation's fields always serialize");
+    }
+}
 
 impl std::io::Write for HashWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -100,7 +108,7 @@ impl Db {
         // Read, in a few queries, every document the batch touches or refers to, and which of
         // its ids the hub already holds.
         // Documents and answers are written at the end, many to a statement.
-        let mut docs = Docs::buffered();
+        let mut docs = Docs::buffered(request.operations.len());
         let mut rows = Vec::with_capacity(request.operations.len());
         let mut keys = Vec::new();
         for op in &request.operations {
@@ -247,7 +255,8 @@ async fn apply_one(
     seq: &mut i64,
 ) -> Result<OpResult, AppError> {
     let id = op.id.hyphenated().to_string();
-    let huella = fingerprint(op);
+    let data = serde_json::to_string(&op.data).expect("a JSON object always serializes");
+    let huella = fingerprint(op, &data);
     // Only an id the hub already holds needs its record read (most ids are new).
     let seen = if !known.contains(&id) {
         None
@@ -310,7 +319,7 @@ async fn apply_one(
             give_up_after(tx, op, outcome, 1, config, now).await?
         }
     };
-    rows.push(record_row(op, huella, log_id, &outcome, now));
+    rows.push(record_row(op, data, huella, log_id, &outcome, now));
     known.insert(id);
     Ok(result_of(op.id, &outcome))
 }
@@ -365,7 +374,8 @@ mod tests {
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect();
-            assert_eq!(fingerprint(&o), expected);
+            let data = serde_json::to_string(&o.data).unwrap();
+            assert_eq!(fingerprint(&o, &data), expected);
             assert_eq!(expected.len(), 64);
         }
     }

@@ -118,6 +118,7 @@ pub struct RecordRow {
 /// A new operation with its outcome, as its row.
 pub fn record_row(
     op: &Operation,
+    data: String,
     huella: String,
     log_id: i64,
     outcome: &Outcome,
@@ -129,7 +130,7 @@ pub fn record_row(
         collection: op.collection.clone(),
         doc_id: op.doc_id.clone(),
         kind: op.kind.as_str(),
-        data: serde_json::to_string(&op.data).unwrap_or_default(),
+        data,
         base_version: op.base_version as i64,
         clock: op.clock.to_string(),
         priority: op.priority,
