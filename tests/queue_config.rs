@@ -467,3 +467,61 @@ async fn sincronizar_waits_for_a_busy_hub_instead_of_failing() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A sale names its product: the push reads only whether each product exists, and a deleted
+/// one counts as missing, as a live one counts as there.
+#[tokio::test]
+async fn a_sale_of_a_deleted_product_waits_and_one_of_a_live_product_applies() {
+    let router = hub().await;
+    push(
+        &router,
+        0,
+        vec![
+            op(
+                1,
+                0,
+                "productos",
+                "VIVO",
+                "crear",
+                json!({"stock": 5}),
+                0,
+                1_000,
+            ),
+            op(
+                2,
+                0,
+                "productos",
+                "BAJA",
+                "crear",
+                json!({"stock": 5}),
+                0,
+                1_001,
+            ),
+            op(3, 0, "productos", "BAJA", "eliminar", json!({}), 1, 1_002),
+        ],
+    )
+    .await;
+    let sale = |n: u32, product: &str| {
+        op(
+            n,
+            1,
+            "ventas",
+            &format!("V{n}"),
+            "crear",
+            json!({"producto": product, "cantidad": 1, "importe": "1.00"}),
+            0,
+            2_000 + u64::from(n),
+        )
+    };
+    let r = push(&router, 1, vec![sale(10, "BAJA"), sale(11, "VIVO")]).await;
+    assert_eq!(
+        (r[0]["estado"].as_str(), r[0]["codigo"].as_str()),
+        (Some("diferida"), Some("referencia_pendiente")),
+        "{r:?}"
+    );
+    assert_eq!(r[1]["estado"], "aplicada", "{r:?}");
+    assert_eq!(
+        doc(&router, "ventas", "V11").await["datos"]["producto"],
+        "VIVO"
+    );
+}

@@ -151,6 +151,10 @@ type DocMap<V> = HashMap<(String, String), V, foldhash::fast::RandomState>;
 /// operation needs their fields: a sale only asks whether its product exists.
 enum Slot {
     Absent,
+    /// Known to exist, fields not read: a document the batch only refers to.
+    Exists {
+        deleted: bool,
+    },
     Row(RawRow),
     Loaded(Stored),
 }
@@ -224,30 +228,56 @@ impl Docs {
     /// Reads many documents in a few queries (absent ones are remembered as absent): one per
     /// collection and chunk, each a search of the primary key (`coleccion = ? AND objeto_id
     /// IN (...)`; SQLite plans a row-value `IN` over both columns as a scan of the table).
+    /// Of the documents in `referenced` and not in `touched`, only whether they exist is read:
+    /// an operation that refers to a document asks nothing else of it.
     pub async fn preload(
         &mut self,
         tx: &mut Tx<'_>,
-        keys: Vec<(String, String)>,
+        touched: Vec<(String, String)>,
+        referenced: Vec<(String, String)>,
     ) -> Result<(), AppError> {
-        self.map.reserve(keys.len());
-        let mut wanted: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
-            std::collections::BTreeMap::new();
-        for key in keys {
+        self.map.reserve(touched.len() + referenced.len());
+        let mut full = Wanted::new();
+        for key in touched {
             if !self.map.contains_key(&key) {
-                wanted.entry(key.0).or_default().insert(key.1);
+                full.entry(key.0).or_default().insert(key.1);
             }
         }
+        let mut light = Wanted::new();
+        for key in referenced {
+            let in_full = full.get(&key.0).is_some_and(|ids| ids.contains(&key.1));
+            if !in_full && !self.map.contains_key(&key) {
+                light.entry(key.0).or_default().insert(key.1);
+            }
+        }
+        self.read_many(tx, full, false).await?;
+        self.read_many(tx, light, true).await
+    }
+
+    async fn read_many(
+        &mut self,
+        tx: &mut Tx<'_>,
+        wanted: Wanted,
+        existence: bool,
+    ) -> Result<(), AppError> {
         for (collection, ids) in wanted {
             let ids: Vec<String> = ids.into_iter().collect();
             for chunk in super::chunks::statement_chunks(&ids) {
-                let mut query =
-                    sqlx::query(sqlx::AssertSqlSafe(preload_sql(chunk.len()))).bind(&collection);
+                let sql = preload_sql(chunk.len(), existence);
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&collection);
                 for id in chunk {
                     query = query.bind(id);
                 }
                 for r in query.fetch_all(&mut **tx).await? {
                     let key = (collection.clone(), r.get::<String, _>("objeto_id"));
-                    self.map.insert(key, Slot::Row(RawRow::of(&r)));
+                    let slot = if existence {
+                        Slot::Exists {
+                            deleted: r.get::<i64, _>("eliminado") != 0,
+                        }
+                    } else {
+                        Slot::Row(RawRow::of(&r))
+                    };
+                    self.map.insert(key, slot);
                 }
                 for id in chunk {
                     self.map
@@ -271,7 +301,9 @@ impl Docs {
             Some(Slot::Absent) => return Ok(None),
             Some(Slot::Loaded(stored)) => return Ok(Some(stored.clone())),
             Some(Slot::Row(row)) => Some(row.parse(collection, doc_id)?),
-            None => load(tx, collection, doc_id).await?,
+            // Not written in this transaction (a write makes the slot `Loaded`), so the
+            // database has it as it stands.
+            Some(Slot::Exists { .. }) | None => load(tx, collection, doc_id).await?,
         };
         // Parsed or read just now: remembered for the rest of the transaction.
         let slot = stored.clone().map_or(Slot::Absent, Slot::Loaded);
@@ -291,6 +323,7 @@ impl Docs {
             Some(Slot::Absent) => false,
             Some(Slot::Loaded(stored)) => !stored.doc.deleted,
             Some(Slot::Row(row)) => !row.deleted,
+            Some(Slot::Exists { deleted }) => !deleted,
             None => self
                 .get(tx, collection, doc_id)
                 .await?
@@ -324,14 +357,22 @@ impl Docs {
     }
 }
 
-/// The query [`Docs::preload`] runs for `n` documents of one collection.
-fn preload_sql(n: usize) -> String {
+/// The query [`Docs::preload`] runs for `n` documents of one collection: whole rows, or
+/// only whether they exist.
+fn preload_sql(n: usize, existence: bool) -> String {
+    let columns = if existence {
+        "objeto_id, eliminado"
+    } else {
+        "objeto_id, version, datos, eliminado, campos"
+    };
     format!(
-        "SELECT objeto_id, version, datos, eliminado, campos FROM documentos \
-         WHERE coleccion = ? AND objeto_id IN ({})",
+        "SELECT {columns} FROM documentos WHERE coleccion = ? AND objeto_id IN ({})",
         vec!["?"; n].join(", ")
     )
 }
+
+/// Document ids to read, by collection.
+type Wanted = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
 
 /// A new conflict row; returns its id.
 #[allow(clippy::too_many_arguments)]
@@ -574,23 +615,25 @@ mod tests {
     #[tokio::test]
     async fn preloading_searches_the_primary_key() {
         let db = super::super::db::Db::memory().await.unwrap();
-        let sql = format!("EXPLAIN QUERY PLAN {}", preload_sql(3));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind("productos");
-        for id in ["P1", "P2", "P3"] {
-            query = query.bind(id);
+        for existence in [false, true] {
+            let sql = format!("EXPLAIN QUERY PLAN {}", preload_sql(3, existence));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind("productos");
+            for id in ["P1", "P2", "P3"] {
+                query = query.bind(id);
+            }
+            let plan: Vec<String> = query
+                .fetch_all(&db.pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("detail"))
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|d| d.contains("SEARCH documentos USING PRIMARY KEY")),
+                "{plan:?}"
+            );
+            assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{plan:?}");
         }
-        let plan: Vec<String> = query
-            .fetch_all(&db.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>("detail"))
-            .collect();
-        assert!(
-            plan.iter()
-                .any(|d| d.contains("SEARCH documentos USING PRIMARY KEY")),
-            "{plan:?}"
-        );
-        assert!(!plan.iter().any(|d| d.starts_with("SCAN")), "{plan:?}");
     }
 }

@@ -110,16 +110,17 @@ impl Db {
         // Documents and answers are written at the end, many to a statement.
         let mut docs = Docs::buffered(request.operations.len());
         let mut rows = Vec::with_capacity(request.operations.len());
-        let mut keys = Vec::new();
+        let mut touched = Vec::with_capacity(request.operations.len());
+        let mut referenced = Vec::new();
         for op in &request.operations {
-            keys.push((op.collection.clone(), op.doc_id.clone()));
+            touched.push((op.collection.clone(), op.doc_id.clone()));
             for (field, target) in config.referencias.get(&op.collection).into_iter().flatten() {
                 if let Some(serde_json::Value::String(parent)) = op.data.get(field) {
-                    keys.push((target.clone(), parent.clone()));
+                    referenced.push((target.clone(), parent.clone()));
                 }
             }
         }
-        docs.preload(&mut tx, keys).await?;
+        docs.preload(&mut tx, touched, referenced).await?;
         let mut known = known_ids(&mut tx, &request.operations).await?;
         let mut tally = Tally::default();
         let mut results = Vec::with_capacity(request.operations.len());
