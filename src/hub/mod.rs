@@ -9,6 +9,7 @@ pub mod chunks;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod push;

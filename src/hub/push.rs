@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::apply::{last_seq, process, save_seq, Docs, Outcome, Tx};
+use super::apply::{last_seq, process, save_seq, Outcome, Tx};
 use super::db::Db;
+use super::docs::Docs;
 use super::error::AppError;
 use super::queue::{
     give_up_after, insert_records, record_row, result_of, retry_waiting, RecordRow,

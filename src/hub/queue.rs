@@ -13,8 +13,9 @@ use serde_json::json;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
-use super::apply::{last_seq, open_conflict, process, save_seq, Docs, Outcome, Tx};
+use super::apply::{last_seq, open_conflict, process, save_seq, Outcome, Tx};
 use super::db::Db;
+use super::docs::Docs;
 use super::error::AppError;
 use crate::core::config::StoreConfig;
 use crate::core::model::{rfc3339, OpStatus, Operation};
@@ -253,7 +254,7 @@ pub async fn give_up_after(
     if attempts < i64::from(config.intentos_integridad) {
         return Ok(outcome);
     }
-    let current = super::apply::load(tx, &op.collection, &op.doc_id)
+    let current = super::docs::load(tx, &op.collection, &op.doc_id)
         .await?
         .map(|s| s.doc.data)
         .unwrap_or_default();

@@ -22,8 +22,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use super::apply::{last_seq, load, process, save_seq, Docs, Outcome, Stored};
+use super::apply::{last_seq, process, save_seq, Outcome, Stored};
 use super::db::hub_operation;
+use super::docs::{load, Docs};
 use super::error::AppError;
 use super::extract::JsonBody;
 use super::routes::{int_param, now_ms, page, page_params};
