@@ -11,7 +11,8 @@ use super::*;
 use crate::core::config::{StoreConfig, SyncSettings};
 use crate::core::model::Document;
 use crate::core::protocol::{
-    Change, ConflictSummary, ErrorBody, OpResult, OpState, PullResponse, PushResponse,
+    Change, ConflictSummary, ErrorBody, OpResult, OpState, PullResponse, PushRequest, PushResponse,
+    PREDECESSOR_MISSING,
 };
 use crate::core::store::MemoryStore;
 
