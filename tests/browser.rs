@@ -122,6 +122,21 @@ async fn operations_survive_closing_and_reopening_the_engine() {
     assert_eq!(one["estado"], "pendiente");
     assert_eq!(one["tienda"], 7);
     assert_eq!(Array::from(&many).length(), 2);
+    // The engine's ids are time-ordered (UUID version 7): those of one call in order, and
+    // after the ids made before them.
+    let many = rust(many);
+    let ids: Vec<&str> = [&one, &many[0], &many[1]]
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.iter().all(|id| id.as_bytes()[14] == b'7'), "{ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let made = u64::from_str_radix(&ids[0][..13].replace('-', ""), 16).unwrap();
+    let now = js_sys::Date::now() as u64;
+    assert!(
+        made <= now && now - made < 60_000,
+        "{made} ms against {now}"
+    );
     engine.close();
     drop(engine);
 

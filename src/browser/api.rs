@@ -14,7 +14,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::{CustomEvent, CustomEventInit, EventTarget};
 
-use super::env::{is_online, now_ms, random_uuids, sleep, GlobalListener};
+use super::env::{is_online, new_ids, now_ms, sleep, GlobalListener};
 use super::http::FetchTransport;
 use super::idb::IdbStore;
 use super::js::{
@@ -425,10 +425,10 @@ fn parse_operation(op: JsValue) -> Result<JsNewOperation, JsValue> {
     from_js(op).map_err(|e| invalid(format!("invalid operation: {e}")))
 }
 
-/// Operations as the page gave them, each with an id (a fresh random one where none was given).
+/// Operations as the page gave them, each with an id (a new time-ordered one where none was given).
 fn new_operations(ops: Vec<JsNewOperation>) -> Result<Vec<NewOperation>, JsValue> {
     let missing = ops.iter().filter(|op| op.id.is_none()).count();
-    let mut fresh = random_uuids(missing)
+    let mut fresh = new_ids(missing)
         .map_err(|e| js_error("PosSyncStorageError", &e))?
         .into_iter();
     Ok(ops

@@ -6,32 +6,29 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::EventTarget;
 
+use crate::core::model::{time_ordered_ids, ID_RANDOM_BYTES};
+
 /// Wall-clock Unix milliseconds.
 pub fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
-/// `n` random UUIDs (v4) from the host's `crypto.getRandomValues`, one call per 4,096.
-pub fn random_uuids(n: usize) -> Result<Vec<uuid::Uuid>, String> {
+/// `n` new operation ids: time-ordered UUIDs (version 7, see
+/// [`time_ordered_ids`](crate::core::model::time_ordered_ids)), their random part from the
+/// host's `crypto.getRandomValues`.
+pub fn new_ids(n: usize) -> Result<Vec<uuid::Uuid>, String> {
     let crypto: web_sys::Crypto = Reflect::get(&js_sys::global(), &"crypto".into())
         .ok()
         .and_then(|c| c.dyn_into().ok())
         .ok_or_else(|| "crypto is not available".to_string())?;
-    let mut bytes = vec![0u8; n * 16];
+    let mut bytes = vec![0u8; n * ID_RANDOM_BYTES];
     // getRandomValues fills at most 65,536 bytes a call.
     for chunk in bytes.chunks_mut(65_536) {
         crypto
             .get_random_values_with_u8_array(chunk)
             .map_err(|_| "crypto.getRandomValues failed".to_string())?;
     }
-    Ok(bytes
-        .chunks_exact(16)
-        .map(|b| {
-            let mut random = [0u8; 16];
-            random.copy_from_slice(b);
-            uuid::Builder::from_random_bytes(random).into_uuid()
-        })
-        .collect())
+    Ok(time_ordered_ids(now_ms(), &bytes))
 }
 
 /// `navigator.onLine`, or `true` where the host does not say.

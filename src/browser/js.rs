@@ -36,7 +36,7 @@ export type OperationKind = "crear" | "actualizar" | "eliminar" | "incrementar";
 export type OperationStatus = "pendiente" | "aplicada" | "diferida" | "conflicto" | "rechazada";
 /** An operation to queue. For "incrementar", `datos` holds integer deltas. */
 export interface NewOperation {
-  /** The idempotency key; a random UUID when absent. */
+  /** The idempotency key (any UUID); when absent, a new time-ordered one (UUID version 7). */
   id?: string;
   coleccion: string;
   objeto_id: string;
