@@ -140,3 +140,105 @@ async fn a_chained_push_whose_predecessor_never_arrives_is_refused_with_nothing_
     assert_eq!(status, StatusCode::OK, "{late}");
     assert_eq!(late["resultados"][0]["estado"], "aplicada", "{late}");
 }
+
+#[tokio::test]
+async fn a_push_chained_to_one_that_failed_here_is_refused_at_once() {
+    // A wait far longer than the test may take: an answer inside it did not wait it out.
+    let mut state = AppState::new(Db::memory().await.unwrap());
+    state.predecessor_wait = Duration::from_secs(60);
+    state.max_batch = 2;
+    let router = app(state, &HubOptions::default());
+    let (_, second) = batches();
+    let waiting = tokio::spawn({
+        let router = router.clone();
+        let second = second.clone();
+        async move { call(&router, "POST", PUSH, Some(&second)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "it waits for operation 1");
+
+    // The batch ending with operation 1 is refused as too large: nothing of it is recorded.
+    let too_large = body(
+        3,
+        vec![
+            op(10, 3, "clientes", "C8", "crear", json!({}), 0, 990),
+            op(11, 3, "clientes", "C9", "crear", json!({}), 0, 991),
+            op(
+                1,
+                3,
+                "clientes",
+                "C1",
+                "crear",
+                json!({"nombre": "Ana"}),
+                0,
+                1_000,
+            ),
+        ],
+        None,
+    );
+    let (status, refused) = call(&router, "POST", PUSH, Some(&too_large)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{refused}");
+    let (status, refused) = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("refused as soon as its predecessor's push failed, not after 60 s")
+        .unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["code"], "predecesor_ausente");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("failed"),
+        "{refused}"
+    );
+    // One chained to it later is refused at once too; nothing of either is applied.
+    let (status, refused) = tokio::time::timeout(
+        Duration::from_secs(20),
+        call(&router, "POST", PUSH, Some(&second)),
+    )
+    .await
+    .expect("refused at once");
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(get(&router, &format!("{PUSH}?tienda=3")).await["count"], 0);
+
+    // Sent again (itself chained, to an operation still to come), operation 1 is waited for
+    // once more: a push chained to it waits, and follows it.
+    let resent = body(
+        3,
+        vec![op(
+            1,
+            3,
+            "clientes",
+            "C1",
+            "crear",
+            json!({"nombre": "Ana"}),
+            0,
+            1_000,
+        )],
+        Some(99),
+    );
+    let resent = tokio::spawn({
+        let router = router.clone();
+        async move { call(&router, "POST", PUSH, Some(&resent)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let chained_again = tokio::spawn({
+        let router = router.clone();
+        async move { call(&router, "POST", PUSH, Some(&second)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !chained_again.is_finished(),
+        "it waits for operation 1 again"
+    );
+    let ninety_nine = body(
+        3,
+        vec![op(99, 3, "clientes", "C7", "crear", json!({}), 0, 999)],
+        None,
+    );
+    let (status, answer) = call(&router, "POST", PUSH, Some(&ninety_nine)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = resent.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, late) = chained_again.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{late}");
+    assert_eq!(late["resultados"][0]["estado"], "aplicada", "{late}");
+    assert_eq!(late["resultados"][0]["version"], 2, "{late}");
+}

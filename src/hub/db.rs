@@ -58,6 +58,10 @@ pub struct Db {
     pub(crate) writer: Mutex<()>,
     /// Counts committed pushes, so a chained push waiting for its predecessor wakes up.
     pub(crate) pushes: tokio::sync::watch::Sender<u64>,
+    /// The last operation of each push that failed here lately (store, id), oldest first: a
+    /// chained push naming one is refused at once instead of waiting for it.
+    pub(crate) failed:
+        std::sync::Mutex<std::collections::VecDeque<(crate::core::model::StoreId, uuid::Uuid)>>,
     file: Option<FileId>,
 }
 
@@ -183,6 +187,7 @@ impl Db {
             pool,
             writer: Mutex::new(()),
             pushes: tokio::sync::watch::Sender::new(0),
+            failed: Default::default(),
             file: None,
         })
     }

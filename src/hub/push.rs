@@ -198,12 +198,45 @@ impl Db {
     }
 }
 
+/// How many failed pushes the hub remembers for the chained pushes that name them.
+const FAILED_KEPT: usize = 1024;
+
 impl Db {
+    /// Notes that a push of `store` whose last operation is `last` failed here, so nothing of
+    /// it was recorded: a chained push naming that operation, waiting or yet to come, is
+    /// refused at once instead of after the whole wait.
+    pub fn push_failed(&self, store: StoreId, last: Uuid) {
+        {
+            let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            if failed.len() >= FAILED_KEPT {
+                failed.pop_front();
+            }
+            failed.push_back((store, last));
+        }
+        self.pushes.send_modify(|n| *n += 1);
+    }
+
+    /// Forgets the failures of the operations a push arriving from `request.store` carries
+    /// again: a push chained to one of them waits for it once more.
+    pub fn push_arriving(&self, request: &PushRequest) {
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        if !failed.is_empty() {
+            failed.retain(|&(store, id)| {
+                store != request.store || !request.operations.iter().any(|o| o.id == id)
+            });
+        }
+    }
+
+    fn failed_here(&self, store: StoreId, id: Uuid) -> bool {
+        let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        failed.contains(&(store, id))
+    }
+
     /// Waits until the hub has recorded operation `id` of store `store` (in any state), for at
     /// most `wait`. A chained push names the last operation of the batch sent before it; once
     /// that batch is recorded, this one may follow. If it never arrives (the device lost it or
-    /// refused it), the chained push is refused with 409 `predecesor_ausente` and nothing of it
-    /// is applied.
+    /// refused it), or the push that carried it failed here, the chained push is refused with
+    /// 409 `predecesor_ausente` and nothing of it is applied.
     pub async fn wait_for_predecessor(
         &self,
         store: StoreId,
@@ -223,6 +256,16 @@ impl Db {
                     .await?;
             if found.is_some() {
                 return Ok(());
+            }
+            if self.failed_here(store, id) {
+                return Err(AppError::Conflict {
+                    detail: format!(
+                        "This batch waits for operation {id} of store {store}, whose push failed \
+                         here, so the hub has not recorded it. Nothing was applied; send it \
+                         again once the batch before it is answered."
+                    ),
+                    code: PREDECESSOR_MISSING,
+                });
             }
             match tokio::time::timeout_at(deadline, pushes.changed()).await {
                 Ok(Ok(())) => continue,

@@ -20,11 +20,24 @@ use crate::core::protocol::{PushRequest, DEFAULT_PULL, MAX_PULL};
 type Params = Query<HashMap<String, String>>;
 
 /// `POST /api/sincronizacion/cola/`: push a batch. A chained one (`despues_de`) first waits
-/// until the hub has recorded the operation it names.
+/// until the hub has recorded the operation it names. A push that fails here is remembered,
+/// so a push chained to it is refused at once.
 pub async fn push(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<PushRequest>,
 ) -> Result<impl IntoResponse, AppError> {
+    state.db.push_arriving(&request);
+    let outcome = apply_push(&state, &request).await;
+    if let (Err(_), Some(last)) = (&outcome, request.operations.last()) {
+        state.db.push_failed(request.store, last.id);
+    }
+    Ok(Json(outcome?))
+}
+
+async fn apply_push(
+    state: &AppState,
+    request: &PushRequest,
+) -> Result<crate::core::protocol::PushResponse, AppError> {
     if request.operations.len() > state.max_batch {
         return Err(AppError::TooLarge(format!(
             "A batch may carry at most {} operations; this one has {}. Nothing was applied.",
@@ -38,8 +51,7 @@ pub async fn push(
             .wait_for_predecessor(request.store, after, state.predecessor_wait)
             .await?;
     }
-    let response = state.db.push(&request, now_ms()).await?;
-    Ok(Json(response))
+    state.db.push(request, now_ms()).await
 }
 
 /// `GET /api/sincronizacion/cola/`: the operations the hub received.
