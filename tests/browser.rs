@@ -225,7 +225,8 @@ async fn bad_input_rejects_with_a_named_error_and_queues_nothing() {
         .map(|o| o["objeto_id"].as_str().unwrap())
         .collect();
     assert_eq!(docs, vec!["v2", "v3"]);
-    // The auto-increment keys of refused calls were rolled back with them.
+    // The auto-increment keys of refused calls were rolled back with them: each call is one
+    // page of the queue, and an operation's number is its page's times 4,096 plus its place.
     let seqs: Vec<u64> = queued
         .as_array()
         .unwrap()
@@ -234,8 +235,8 @@ async fn bad_input_rejects_with_a_named_error_and_queues_nothing() {
         .collect();
     assert_eq!(
         seqs[1],
-        seqs[0] + 1,
-        "the refused calls used no sequence numbers: {queued}"
+        seqs[0] + 4096,
+        "the refused calls used no page numbers: {queued}"
     );
     engine.close();
     // A fresh database for the cases below.
@@ -505,4 +506,149 @@ async fn close_releases_the_database_so_it_can_be_deleted_and_later_calls_reject
     );
     again.close();
     wait(PosSync::delete_database(db)).await.unwrap();
+}
+
+/// Makes a database as version 1 of the schema left it (the queue one record per operation,
+/// in `cola`), holding `ops` for store `store`.
+async fn version_1_database(name: &str, store: u64, ops: Value) {
+    let make = js_sys::Function::new_with_args(
+        "name, store, ops",
+        r#"return new Promise((resolve, reject) => {
+          const r = indexedDB.open(name, 1);
+          r.onupgradeneeded = () => {
+            const d = r.result;
+            const q = d.createObjectStore('cola', { keyPath: 'seq', autoIncrement: true });
+            q.createIndex('estado', 'estado');
+            q.createIndex('documento', 'clave');
+            q.createIndex('id', 'id', { unique: true });
+            d.createObjectStore('cache', { keyPath: 'clave' }).createIndex('coleccion', 'coleccion');
+            d.createObjectStore('meta', { keyPath: 'clave' });
+          };
+          r.onerror = () => reject(r.error);
+          r.onsuccess = () => {
+            const d = r.result;
+            const tx = d.transaction(['cola', 'meta'], 'readwrite');
+            tx.objectStore('meta').put({ clave: 'tienda', valor: store });
+            for (const op of ops) tx.objectStore('cola').add(op);
+            tx.oncomplete = () => { d.close(); resolve(); };
+            tx.onabort = () => reject(tx.error);
+          };
+        });"#,
+    );
+    let made = make
+        .call3(
+            &JsValue::NULL,
+            &name.into(),
+            &(store as f64).into(),
+            &js(ops),
+        )
+        .unwrap();
+    wait(made.unchecked_into()).await.unwrap();
+}
+
+/// How many records the object store `store` of database `name` holds.
+async fn records_in(name: &str, store: &str) -> f64 {
+    let count = js_sys::Function::new_with_args(
+        "name, store",
+        r#"return new Promise((resolve, reject) => {
+          const r = indexedDB.open(name);
+          r.onerror = () => reject(r.error);
+          r.onsuccess = () => {
+            const d = r.result;
+            const q = d.transaction(store).objectStore(store).count();
+            q.onsuccess = () => { d.close(); resolve(q.result); };
+            q.onerror = () => reject(q.error);
+          };
+        });"#,
+    );
+    let counted = count
+        .call2(&JsValue::NULL, &name.into(), &store.into())
+        .unwrap();
+    wait(counted.unchecked_into())
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_version_1_queue_is_moved_into_pages_in_order_when_the_engine_opens_it() {
+    let db = fresh_name("version-1");
+    let record = |id: &str, doc: &str, estado: &str, intentos: u32, reloj: &str| {
+        json!({"id": id, "tienda": 5, "coleccion": "ventas", "objeto_id": doc,
+               "operacion": "crear", "datos": {"importe": "4.50"}, "version_base": 0,
+               "reloj": reloj, "prioridad": 0, "estado": estado, "tiene_conflicto": false,
+               "intentos": intentos, "error": null, "fecha_creacion": "2026-12-01T10:00:00Z",
+               "fecha_procesamiento": null, "clave": format!("ventas\u{1f}{doc}")})
+    };
+    let ids = [uuid_str(), uuid_str(), uuid_str()];
+    version_1_database(
+        &db,
+        5,
+        json!([
+            record(&ids[0], "v1", "pendiente", 0, "1764583200000-00000-5"),
+            record(&ids[1], "v2", "diferida", 1, "1764583200001-00000-5"),
+            record(&ids[2], "v3", "pendiente", 2, "1764583200002-00000-5"),
+        ]),
+    )
+    .await;
+
+    let engine = open(5, &db, "http://127.0.0.1:9").await;
+    let listed = rust(wait(engine.operations()).await.unwrap());
+    let listed = listed.as_array().unwrap();
+    let seen: Vec<(&str, &str, u64)> = listed
+        .iter()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap(),
+                o["estado"].as_str().unwrap(),
+                o["intentos"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (ids[0].as_str(), "pendiente", 0),
+            (ids[1].as_str(), "diferida", 1),
+            (ids[2].as_str(), "pendiente", 2)
+        ]
+    );
+    assert_eq!(listed[2]["datos"]["importe"], "4.50");
+    assert_eq!(
+        wait(engine.pending_count()).await.unwrap().as_f64(),
+        Some(2.0)
+    );
+    assert_eq!(
+        records_in(&db, "cola").await,
+        0.0,
+        "the old queue is emptied"
+    );
+    // Still queued once: the same id is refused, and a new operation comes after them.
+    let again = json!({"id": ids[0], "coleccion": "ventas", "objeto_id": "v1", "operacion": "crear", "datos": {}});
+    let err = wait(engine.enqueue(js(again))).await.unwrap_err();
+    assert_eq!(error_name(&err), "PosSyncInvalidError");
+    wait(engine.enqueue(js(
+        json!({"coleccion": "ventas", "objeto_id": "v4", "operacion": "crear", "datos": {}}),
+    )))
+    .await
+    .unwrap();
+    engine.close();
+
+    // Opened again, nothing is moved twice.
+    let engine = open(5, &db, "http://127.0.0.1:9").await;
+    let listed = rust(wait(engine.operations()).await.unwrap());
+    let docs: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["objeto_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(docs, vec!["v1", "v2", "v3", "v4"]);
+    assert_eq!(
+        records_in(&db, "lotes").await,
+        2.0,
+        "one page moved, one appended"
+    );
+    engine.close();
 }

@@ -2,8 +2,19 @@
 //! through one plain web-sys connection.
 //!
 //! Schema (version [`SCHEMA_VERSION`]), one small function per version:
-//! - `cola`: the operation queue, key `seq` (auto-increment: creation order), indexes `estado`,
-//!   `documento` (the joined `(coleccion, objeto_id)` key) and `id` (unique);
+//! - `lotes` (version 2): the operation queue in pages of up to 100 operations, one or more
+//!   per append: `{n, ops, lugares, ids, claves, retenidas}`, key `n` (auto-increment:
+//!   creation order). `ops` are the page's operations still queued, in order, and `lugares`
+//!   their places in it, so an operation's sequence number is `n * 4096 + its place`; a page
+//!   whose operations have all left is deleted. Unique multi-entry index `id` over `ids`,
+//!   multi-entry `documento` over `claves` (the joined `(coleccion, objeto_id)` keys) and
+//!   `retenida` over `retenidas` (the ids of those the hub held: deferred, in conflict,
+//!   rejected). A call that queues a hundred sales writes one record instead of a hundred,
+//!   and a reload reads them back as one. Each settle adds an empty page marked `marca`
+//!   (index `marca`) and deletes the older ones, so the newest key counts the queue's writes
+//!   (see [`Store::queue_writes`]) with no extra record for an append;
+//! - `cola` (version 1): the queue before version 2, one record per operation; opening a
+//!   version-1 database moves its operations into `lotes`, in order, and leaves it empty;
 //! - `cache`: hub documents, key `clave` (the joined key), index `coleccion`;
 //! - `meta`: `{clave, valor}` records: `tienda`, `cursor`, `reloj`, `resync`.
 //!
@@ -36,12 +47,14 @@ use super::convert;
 use crate::core::clock::Hlc;
 use crate::core::model::{DocKey, Document, OpStatus, Operation, StoreId};
 use crate::core::protocol::Change;
-use crate::core::store::{fill_base, needs_base, seq_runs, Meta, Store, StoreError};
+use crate::core::store::{fill_base, needs_base, Meta, Store, StoreError};
 
 /// The schema version this build creates and expects.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
+/// The version-1 queue, read once to move its operations into [`PAGES`].
 const QUEUE: &str = "cola";
+const PAGES: &str = "lotes";
 const CACHE: &str = "cache";
 const META: &str = "meta";
 
@@ -64,13 +77,108 @@ fn schema_v1(builder: RexieBuilder) -> RexieBuilder {
         .add_object_store(ObjectStore::new(META).key_path("clave"))
 }
 
+/// Version 2: the queue in pages, one per append. (Version 1's `cola` stays, so rexie keeps
+/// its records until [`IdbStore::open`] has moved them.)
+fn schema_v2(builder: RexieBuilder) -> RexieBuilder {
+    builder.add_object_store(
+        ObjectStore::new(PAGES)
+            .key_path("n")
+            .auto_increment(true)
+            .add_index(Index::new("id", "ids").unique(true).multi_entry(true))
+            .add_index(Index::new("documento", "claves").multi_entry(true))
+            .add_index(Index::new("retenida", "retenidas").multi_entry(true))
+            .add_index(Index::new("marca", "marca")),
+    )
+}
+
 /// The upgrades, in order; entry `n` brings a database to version `n + 1`.
-const UPGRADES: [fn(RexieBuilder) -> RexieBuilder; SCHEMA_VERSION as usize] = [schema_v1];
+const UPGRADES: [fn(RexieBuilder) -> RexieBuilder; SCHEMA_VERSION as usize] =
+    [schema_v1, schema_v2];
+
+/// Sequence numbers are `n * PAGE_SPAN + place`.
+const PAGE_SPAN: u64 = 4096;
+/// The most operations one page holds. A pushed batch (100, 500 or 1,000 operations) of
+/// operations queued a hundred at a time then leaves whole pages, deleted unread.
+const PAGE_OPS: usize = 100;
+
+/// A page record for `ops`, at `places` (each operation's place in the page); `n` is absent
+/// on a page about to be added (IndexedDB gives it). Built field by field: only the
+/// operations cross as JSON.
+fn page_record(
+    n: Option<u64>,
+    ops: &[Operation],
+    places: impl Iterator<Item = u64>,
+) -> Result<JsValue, StoreError> {
+    let strings = |f: &dyn Fn(&Operation) -> Option<String>| {
+        ops.iter()
+            .filter_map(f)
+            .map(|s| JsValue::from_str(&s))
+            .collect::<js_sys::Array>()
+    };
+    let record = js_sys::Object::new();
+    let fields = [
+        ("ops", encode(&ops)?),
+        (
+            "lugares",
+            places
+                .map(|p| JsValue::from_f64(p as f64))
+                .collect::<js_sys::Array>()
+                .into(),
+        ),
+        ("ids", strings(&|o| Some(o.id.to_string())).into()),
+        ("claves", strings(&|o| Some(o.doc_key().joined())).into()),
+        (
+            "retenidas",
+            strings(&|o| (o.status != OpStatus::Pending).then(|| o.id.to_string())).into(),
+        ),
+    ];
+    for (name, value) in n
+        .map(|n| ("n", JsValue::from_f64(n as f64)))
+        .into_iter()
+        .chain(fields)
+    {
+        Reflect::set(&record, &name.into(), &value)
+            .map_err(|_| StoreError::Backend("could not build a queue page".into()))?;
+    }
+    Ok(record.into())
+}
+
+/// A page's key and its operations, each with its sequence number.
+fn read_page(page: &JsValue) -> Result<(u64, Vec<Operation>), StoreError> {
+    let field = |name: &str| Reflect::get(page, &name.into()).unwrap_or(JsValue::UNDEFINED);
+    let n = field("n")
+        .as_f64()
+        .ok_or_else(|| StoreError::Backend("a queue page without its key".into()))?
+        as u64;
+    if field("marca").is_truthy() {
+        return Ok((n, Vec::new()));
+    }
+    let mut ops: Vec<Operation> = decode(&field("ops"))?;
+    let places = js_sys::Array::from(&field("lugares"));
+    if places.length() as usize != ops.len() {
+        return Err(StoreError::Backend(format!("queue page {n} is damaged")));
+    }
+    for (op, place) in ops.iter_mut().zip(places.iter()) {
+        op.seq = Some(n * PAGE_SPAN + place.as_f64().unwrap_or_default() as u64);
+    }
+    Ok((n, ops))
+}
+
+/// The queued operations of an array of pages, in creation order.
+fn read_pages(pages: &JsValue) -> Result<Vec<Operation>, StoreError> {
+    let mut ops = Vec::new();
+    for page in js_sys::Array::from(pages).iter() {
+        ops.extend(read_page(&page)?.1);
+    }
+    Ok(ops)
+}
 
 /// A [`Store`] in one IndexedDB database.
 pub struct IdbStore {
     /// `None` once closed.
     db: RefCell<Option<IdbDatabase>>,
+    /// The queue's write counts before and after this handle's last queue write.
+    own: std::cell::Cell<Option<(u64, u64)>>,
 }
 
 impl IdbStore {
@@ -87,9 +195,41 @@ impl IdbStore {
             .ok_or_else(|| StoreError::Backend("IndexedDB is not available here".into()))?;
         let request = factory.open(name).map_err(dom_error)?;
         let db = settled(request.into(), None).await?;
-        Ok(IdbStore {
+        let store = IdbStore {
             db: RefCell::new(Some(db.unchecked_into())),
-        })
+            own: Default::default(),
+        };
+        store.move_version_1_queue().await?;
+        Ok(store)
+    }
+
+    /// Moves the operations of a version-1 queue (`cola`, one record each) into pages, in
+    /// their order, in one transaction; a database that has none is left as it is.
+    async fn move_version_1_queue(&self) -> Result<(), StoreError> {
+        let tx = self.write(&[QUEUE, PAGES])?;
+        let old = store_of(&tx, QUEUE)?;
+        let rows = old.get_all().map_err(dom_error)?;
+        let ops: Vec<Operation> = decode(&settled(rows, Some(&tx)).await?)?;
+        if !ops.is_empty() {
+            let pages = store_of(&tx, PAGES)?;
+            for chunk in ops.chunks(PAGE_OPS) {
+                let page = page_record(None, chunk, 0..chunk.len() as u64)?;
+                pages.add(&page).map_err(dom_error)?;
+            }
+            old.clear().map_err(dom_error)?;
+        }
+        finish(tx).await
+    }
+
+    /// Records the write counts around a committed queue write: the keys of its first and
+    /// last new page (a page key is the count of queue writes up to it).
+    fn wrote(&self, first: &IdbRequest, last: &IdbRequest) {
+        let key = |r: &IdbRequest| r.result().ok().and_then(|k| k.as_f64()).map(|k| k as u64);
+        self.own.set(
+            key(first)
+                .zip(key(last))
+                .map(|(f, l)| (f.saturating_sub(1), l)),
+        );
     }
 
     /// Closes the connection (so the database can be deleted or upgraded); every later call
@@ -137,6 +277,26 @@ impl IdbStore {
             .map_err(dom_error)?;
         decode(&settled(request, Some(&tx)).await?)
     }
+
+    /// Every queued operation, in creation order.
+    async fn queued(&self) -> Result<Vec<Operation>, StoreError> {
+        let tx = self.read(&[PAGES])?;
+        let request = store_of(&tx, PAGES)?.get_all().map_err(dom_error)?;
+        read_pages(&settled(request, Some(&tx)).await?)
+    }
+}
+
+/// The queued operations on document `key` among pages read through its `documento` index.
+fn on_document(pages: &JsValue, key: &str) -> Result<Vec<Operation>, StoreError> {
+    let mut ops = read_pages(pages)?;
+    ops.retain(|o| o.doc_key().joined() == key);
+    Ok(ops)
+}
+
+/// A value as a JS object, through its JSON text.
+fn encode<T: Serialize>(value: &T) -> Result<JsValue, StoreError> {
+    convert::to_js(value)
+        .map_err(|e| StoreError::Backend(format!("could not encode a record: {e}")))
 }
 
 /// A failure of rexie (opening, upgrading or deleting the database); a full quota is told
@@ -293,12 +453,6 @@ fn dom_error(e: JsValue) -> StoreError {
     }
 }
 
-fn key_range(lo: u64, hi: u64) -> Result<JsValue, StoreError> {
-    web_sys::IdbKeyRange::bound(&JsValue::from_f64(lo as f64), &JsValue::from_f64(hi as f64))
-        .map(JsValue::from)
-        .map_err(dom_error)
-}
-
 /// One metadata record written on its own.
 async fn put_meta(store: &IdbStore, key: &str, value: JsValue) -> Result<(), StoreError> {
     let tx = store.write(&[META])?;
@@ -310,23 +464,33 @@ async fn put_meta(store: &IdbStore, key: &str, value: JsValue) -> Result<(), Sto
 
 impl Store for IdbStore {
     async fn load_meta(&self) -> Result<Meta, StoreError> {
-        let tx = self.read(&[META, QUEUE])?;
+        let tx = self.read(&[META, PAGES])?;
         let meta = store_of(&tx, META)?;
         let requests = ["tienda", "cursor", "reloj", "resync"]
             .map(|key| meta.get(&key.into()).map_err(dom_error));
         // The newest queued operation's clock: appends do not write the clock themselves.
-        let newest = store_of(&tx, QUEUE)?
+        let newest = store_of(&tx, PAGES)?
             .open_cursor_with_range_and_direction(&JsValue::NULL, web_sys::IdbCursorDirection::Prev)
             .map_err(dom_error)?;
         let mut values = Vec::with_capacity(4);
         for request in requests {
             values.push(meta_value(&settled(request?, Some(&tx)).await?));
         }
-        let cursor = settled(newest, Some(&tx)).await?;
-        let last_clock = match cursor.dyn_into::<web_sys::IdbCursorWithValue>() {
-            Ok(cursor) => Some(decode::<Operation>(&cursor.value().map_err(dom_error)?)?.clock),
-            Err(_) => None,
-        };
+        // The newest page may be the one mark, with no operation: then the page before it.
+        let mut last_clock = None;
+        let mut found = settled(newest.clone(), Some(&tx)).await?;
+        for _ in 0..2 {
+            let Ok(cursor) = found.dyn_into::<web_sys::IdbCursorWithValue>() else {
+                break;
+            };
+            let ops = read_page(&cursor.value().map_err(dom_error)?)?.1;
+            if !ops.is_empty() {
+                last_clock = ops.iter().map(|o| o.clock).max();
+                break;
+            }
+            cursor.continue_().map_err(dom_error)?;
+            found = settled(newest.clone(), Some(&tx)).await?;
+        }
         let [tienda, cursor, reloj, resync]: [Option<JsValue>; 4] = values
             .try_into()
             .map_err(|_| StoreError::Backend("metadata read incomplete".into()))?;
@@ -351,24 +515,35 @@ impl Store for IdbStore {
         if ops.is_empty() {
             return Ok(ops);
         }
-        let keys: Vec<String> = ops.iter().map(|o| o.doc_key().joined()).collect();
+        // One page's index takes an id once however often the page holds it: a second copy
+        // inside the call is refused here.
+        if let Some(twice) = ops
+            .iter()
+            .enumerate()
+            .find(|(i, o)| ops[..*i].iter().any(|p| p.id == o.id))
+        {
+            return Err(StoreError::DuplicateId(twice.1.id.to_string()));
+        }
         // Only a transaction that must read base versions spans the cache too.
         let reads_cache = ops.iter().any(needs_base);
         let stores: &[&str] = if reads_cache {
-            &[QUEUE, CACHE]
+            &[PAGES, CACHE]
         } else {
-            &[QUEUE]
+            &[PAGES]
         };
         let tx = self.write(stores)?;
-        let queue = store_of(&tx, QUEUE)?;
+        let pages = store_of(&tx, PAGES)?;
         if reads_cache {
             // Every read is issued at once; the results are read in order.
             let cache = store_of(&tx, CACHE)?;
             let reads = ops
                 .iter()
-                .zip(&keys)
-                .filter(|(o, _)| needs_base(o))
-                .map(|(_, k)| cache.get(&JsValue::from_str(k)).map_err(dom_error))
+                .filter(|o| needs_base(o))
+                .map(|o| {
+                    cache
+                        .get(&JsValue::from_str(&o.doc_key().joined()))
+                        .map_err(dom_error)
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let mut bases = Vec::with_capacity(reads.len());
             for read in reads {
@@ -381,20 +556,18 @@ impl Store for IdbStore {
                 fill_base(op, bases.next().flatten().as_ref());
             }
         }
-        for op in ops.iter_mut() {
-            op.seq = None;
-        }
-        let records = keyed_records(&ops.iter().zip(keys).collect::<Vec<_>>())?;
-        // Only the last add is awaited. The transaction holds the queue alone, so its keys are
-        // consecutive: the last one gives them all. A failed add aborts the transaction, and
-        // the whole append with it.
-        let mut last = None;
-        for record in records.iter() {
-            last = Some(queue.add(&record).map_err(dom_error)?);
-        }
-        let last = last.ok_or_else(|| StoreError::Backend("no record to add".into()))?;
+        // One page per 100 operations (one for a sale), added at once; a failed add aborts
+        // the transaction, and the whole append with it.
+        let added = ops
+            .chunks(PAGE_OPS)
+            .map(|chunk| {
+                pages
+                    .add(&page_record(None, chunk, 0..chunk.len() as u64)?)
+                    .map_err(dom_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         finish(tx).await.map_err(|e| match e {
-            // The queue's one unique index is on the operation id.
+            // The pages' one unique index is on the operation ids.
             StoreError::Backend(text) if text.starts_with("ConstraintError") => {
                 StoreError::DuplicateId(match ops.as_slice() {
                     [only] => only.id.to_string(),
@@ -403,65 +576,139 @@ impl Store for IdbStore {
             }
             other => other,
         })?;
-        // The transaction committed, so every request is done and holds its result.
-        let last_seq = last
-            .result()
-            .map_err(dom_error)?
-            .as_f64()
-            .map(|s| s as u64)
-            .ok_or_else(|| StoreError::Backend("IndexedDB gave a non-numeric key".into()))?;
-        let first_seq = last_seq + 1 - ops.len() as u64;
-        for (op, seq) in ops.iter_mut().zip(first_seq..) {
-            op.seq = Some(seq);
+        // The transaction committed, so every request is done and holds its page's key.
+        if let (Some(first), Some(last)) = (added.first(), added.last()) {
+            self.wrote(first, last);
+        }
+        for (request, chunk) in added.iter().zip(ops.chunks_mut(PAGE_OPS)) {
+            let n = request
+                .result()
+                .map_err(dom_error)?
+                .as_f64()
+                .map(|n| n as u64)
+                .ok_or_else(|| StoreError::Backend("IndexedDB gave a non-numeric key".into()))?;
+            for (op, seq) in chunk.iter_mut().zip(n * PAGE_SPAN..) {
+                op.seq = Some(seq);
+            }
         }
         Ok(ops)
     }
 
     async fn pending(&self) -> Result<Vec<Operation>, StoreError> {
-        self.rows_where(QUEUE, "estado", OpStatus::Pending.as_str())
-            .await
+        let mut ops = self.queued().await?;
+        ops.retain(|o| o.status == OpStatus::Pending);
+        Ok(ops)
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {
-        let tx = self.read(&[QUEUE])?;
-        let request = store_of(&tx, QUEUE)?
-            .index("estado")
-            .and_then(|i| i.count_with_key(&OpStatus::Pending.as_str().into()))
-            .map_err(dom_error)?;
-        let count = settled(request, Some(&tx)).await?;
-        count
-            .as_f64()
-            .map(|n| n as u64)
-            .ok_or_else(|| StoreError::Backend("IndexedDB gave a non-numeric count".into()))
+        // Every queued operation less the held ones: two counts, no record read.
+        let tx = self.read(&[PAGES])?;
+        let pages = store_of(&tx, PAGES)?;
+        let count = |index: &str| {
+            pages
+                .index(index)
+                .and_then(|i| i.count())
+                .map_err(dom_error)
+        };
+        let (all, held) = (count("id")?, count("retenida")?);
+        let number = |v: JsValue| {
+            v.as_f64()
+                .map(|n| n as u64)
+                .ok_or_else(|| StoreError::Backend("IndexedDB gave a non-numeric count".into()))
+        };
+        let all = number(settled(all, Some(&tx)).await?)?;
+        let held = number(settled(held, Some(&tx)).await?)?;
+        Ok(all.saturating_sub(held))
     }
 
     async fn operations(&self) -> Result<Vec<Operation>, StoreError> {
-        let tx = self.read(&[QUEUE])?;
-        let request = store_of(&tx, QUEUE)?.get_all().map_err(dom_error)?;
-        decode(&settled(request, Some(&tx)).await?)
+        self.queued().await
     }
 
     async fn operations_for(&self, key: &DocKey) -> Result<Vec<Operation>, StoreError> {
-        self.rows_where(QUEUE, "documento", &key.joined()).await
+        let joined = key.joined();
+        let tx = self.read(&[PAGES])?;
+        let request = store_of(&tx, PAGES)?
+            .index("documento")
+            .and_then(|i| i.get_all_with_key(&JsValue::from_str(&joined)))
+            .map_err(dom_error)?;
+        on_document(&settled(request, Some(&tx)).await?, &joined)
     }
 
     async fn settle(&self, remove: &[u64], update: &[Operation]) -> Result<(), StoreError> {
-        let records = keyed_records(
-            &update
-                .iter()
-                .map(|op| (op, op.doc_key().joined()))
-                .collect::<Vec<_>>(),
-        )?;
-        let tx = self.write(&[QUEUE])?;
-        let queue = store_of(&tx, QUEUE)?;
-        // One request per run of consecutive sequence numbers: a pushed batch is one run.
-        for (lo, hi) in seq_runs(remove) {
-            queue.delete(&key_range(lo, hi)?).map_err(dom_error)?;
+        let page_of = |seq: u64| seq / PAGE_SPAN;
+        let mut removed = remove.to_vec();
+        removed.sort_unstable();
+        removed.dedup();
+        let mut numbers: Vec<u64> = removed
+            .iter()
+            .copied()
+            .chain(update.iter().filter_map(|o| o.seq))
+            .map(page_of)
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        if numbers.is_empty() {
+            return Ok(());
         }
-        for record in records.iter() {
-            queue.put(&record).map_err(dom_error)?;
+        let tx = self.write(&[PAGES])?;
+        let pages = store_of(&tx, PAGES)?;
+        // This settle's mark replaces the older ones (see the schema).
+        let marks = pages
+            .index("marca")
+            .and_then(|i| i.get_all_keys())
+            .map_err(dom_error)?;
+        let mark = js_sys::Object::new();
+        Reflect::set(&mark, &"marca".into(), &JsValue::TRUE)
+            .map_err(|_| StoreError::Backend("could not build a mark".into()))?;
+        let mark = pages.add(&mark).map_err(dom_error)?;
+        // A full page whose every operation leaves is deleted unread (the common case: a
+        // batch of whole pages); every other page is read, all at once, then written back,
+        // or deleted once empty.
+        let mut reads = Vec::new();
+        for &n in &numbers {
+            let key = JsValue::from_f64(n as f64);
+            let first = n * PAGE_SPAN;
+            let whole = removed.partition_point(|&s| s < first + PAGE_OPS as u64)
+                - removed.partition_point(|&s| s < first)
+                == PAGE_OPS
+                && !update.iter().any(|o| o.seq.map(page_of) == Some(n));
+            if whole {
+                pages.delete(&key).map_err(dom_error)?;
+            } else {
+                reads.push(pages.get(&key).map_err(dom_error)?);
+            }
         }
-        finish(tx).await
+        for old in js_sys::Array::from(&settled(marks, Some(&tx)).await?).iter() {
+            pages.delete(&old).map_err(dom_error)?;
+        }
+        for read in reads {
+            // A page another engine emptied is gone: nothing of it is left to settle.
+            let page = settled(read, Some(&tx)).await?;
+            if page.is_undefined() {
+                continue;
+            }
+            let (n, mut ops) = read_page(&page)?;
+            // Only an operation still queued is rewritten or removed.
+            ops.retain(|o| o.seq.is_some_and(|s| removed.binary_search(&s).is_err()));
+            for op in ops.iter_mut() {
+                if let Some(newer) = update.iter().find(|u| u.seq == op.seq) {
+                    *op = newer.clone();
+                }
+            }
+            if ops.is_empty() {
+                pages
+                    .delete(&JsValue::from_f64(n as f64))
+                    .map_err(dom_error)?;
+            } else {
+                let places: Vec<u64> = ops.iter().filter_map(|o| o.seq).collect();
+                let record = page_record(Some(n), &ops, places.into_iter().map(|s| s % PAGE_SPAN))?;
+                pages.put(&record).map_err(dom_error)?;
+            }
+        }
+        finish(tx).await?;
+        self.wrote(&mark, &mark);
+        Ok(())
     }
 
     async fn reset_cursor(&self, generation: u64) -> Result<(), StoreError> {
@@ -509,15 +756,17 @@ impl Store for IdbStore {
         key: &DocKey,
     ) -> Result<(Option<Document>, Vec<Operation>), StoreError> {
         // One transaction, both requests in flight at once.
-        let tx = self.read(&[CACHE, QUEUE])?;
-        let joined = JsValue::from_str(&key.joined());
-        let doc = store_of(&tx, CACHE)?.get(&joined).map_err(dom_error)?;
-        let ops = store_of(&tx, QUEUE)?
+        let tx = self.read(&[CACHE, PAGES])?;
+        let joined = key.joined();
+        let doc = store_of(&tx, CACHE)?
+            .get(&JsValue::from_str(&joined))
+            .map_err(dom_error)?;
+        let pages = store_of(&tx, PAGES)?
             .index("documento")
-            .and_then(|i| i.get_all_with_key(&joined))
+            .and_then(|i| i.get_all_with_key(&JsValue::from_str(&joined)))
             .map_err(dom_error)?;
         let doc = decode_optional(&settled(doc, Some(&tx)).await?)?;
-        let ops = decode(&settled(ops, Some(&tx)).await?)?;
+        let ops = on_document(&settled(pages, Some(&tx)).await?, &joined)?;
         Ok((doc, ops))
     }
 
@@ -529,38 +778,24 @@ impl Store for IdbStore {
         decode_optional(&settled(request, Some(&tx)).await?)
     }
 
-    async fn pending_seqs(&self) -> Result<Vec<u64>, StoreError> {
-        // The keys alone: no record is read, which is what makes this cheap.
-        let tx = self.read(&[QUEUE])?;
-        let request = store_of(&tx, QUEUE)?
-            .index("estado")
-            .and_then(|i| i.get_all_keys_with_key(&OpStatus::Pending.as_str().into()))
+    async fn queue_writes(&self) -> Result<u64, StoreError> {
+        // The newest page's key, read alone.
+        let tx = self.read(&[PAGES])?;
+        let request = store_of(&tx, PAGES)?
+            .open_key_cursor_with_range_and_direction(
+                &JsValue::NULL,
+                web_sys::IdbCursorDirection::Prev,
+            )
             .map_err(dom_error)?;
-        decode(&settled(request, Some(&tx)).await?)
+        let cursor = settled(request, Some(&tx)).await?;
+        Ok(match cursor.dyn_into::<web_sys::IdbCursor>() {
+            Ok(cursor) => cursor.key().map_err(dom_error)?.as_f64().unwrap_or(0.0) as u64,
+            Err(_) => 0,
+        })
     }
 
-    async fn pending_among(&self, seqs: &[u64]) -> Result<Vec<Operation>, StoreError> {
-        let runs = seq_runs(seqs);
-        if runs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let tx = self.read(&[QUEUE])?;
-        let queue = store_of(&tx, QUEUE)?;
-        // One read per run of consecutive numbers, all in flight at once.
-        let reads = runs
-            .iter()
-            .map(|&(lo, hi)| {
-                queue
-                    .get_all_with_key(&key_range(lo, hi)?)
-                    .map_err(dom_error)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut ops = Vec::new();
-        for read in reads {
-            let rows: Vec<Operation> = decode(&settled(read, Some(&tx)).await?)?;
-            ops.extend(rows.into_iter().filter(|o| o.status == OpStatus::Pending));
-        }
-        Ok(ops)
+    fn own_write(&self) -> Option<(u64, u64)> {
+        self.own.get()
     }
 
     async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError> {

@@ -2,26 +2,25 @@
 //! so a sync need not read every queued record back from the device's storage.
 //!
 //! A till sells offline for hours, then comes back online: reading ten thousand records out
-//! of IndexedDB takes longer than pushing them. Through [`Mirrored`], a sync reads only the
-//! pending operations' sequence numbers ([`Store::pending_seqs`], no records) and the records
-//! of the ones it has not seen ([`Store::pending_among`]): those another tab or a service
-//! worker queued, or all of them after a reload. Sequence numbers that are no longer pending
-//! (another engine on the same database settled them) leave the mirror. What the mirror
-//! holds therefore matches the store's pending set exactly; only a pending record's
-//! bookkeeping (`intentos`, `error`) rewritten by another engine may be older in memory, and
-//! the hub answers a re-sent operation with its first answer, so nothing is applied twice.
+//! of IndexedDB takes longer than pushing them. The mirror is exact as of one count of the
+//! queue's writes ([`Store::queue_writes`]). A sync reads that count alone; while it is the
+//! mirror's, the mirror is the store's pending set. Each write of this engine that starts at
+//! the count it knew ([`Store::own_write`]) keeps the mirror exact; a write by another
+//! tab or a service worker in between, a reload, or more than [`MIRROR_LIMIT`] pending
+//! operations makes the next sync read the pending records from the store once, and keep them
+//! from then on.
 //!
 //! Every write goes to the store first and reaches the mirror only once it committed. Reads
 //! other than [`Store::pending`] go to the store.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use super::clock::Hlc;
 use super::model::{DocKey, Document, OpStatus, Operation, StoreId};
 use super::protocol::Change;
 use super::store::{Meta, Store, StoreError};
 
-/// The most operations the mirror holds; past it, the rest are read from the store.
+/// The most operations the mirror holds; past it, every sync reads them from the store.
 pub const MIRROR_LIMIT: usize = 20_000;
 
 /// A store with this engine's pending operations mirrored in memory.
@@ -30,14 +29,18 @@ pub struct Mirrored<S> {
     /// By sequence number, ascending. (A sorted vector: the wasm build already carries the
     /// code for vectors of operations, and an ordered map of them would add its own.)
     pending: RefCell<Vec<Operation>>,
+    /// The queue's write count at which `pending` is exactly the store's pending set; `None`:
+    /// unknown, read it again.
+    exact: Cell<Option<u64>>,
 }
 
 impl<S: Store> Mirrored<S> {
-    /// Wraps a store; the mirror starts empty and fills as operations are appended or read.
+    /// Wraps a store; the mirror starts unknown and is read or built on first use.
     pub fn new(inner: S) -> Self {
         Mirrored {
             inner,
             pending: RefCell::new(Vec::new()),
+            exact: Cell::new(None),
         }
     }
 
@@ -46,26 +49,44 @@ impl<S: Store> Mirrored<S> {
         &self.inner
     }
 
-    /// How many operations the mirror holds now.
+    /// How many operations the mirror holds now (0 while it is unknown).
     pub fn mirrored(&self) -> usize {
         self.pending.borrow().len()
     }
 
-    /// Adds pending operations (each with its sequence number) that the mirror lacks, while
-    /// it has room; returns the ones it had no room for.
-    fn remember(&self, ops: Vec<Operation>) -> Vec<Operation> {
-        let mut pending = self.pending.borrow_mut();
-        let mut beyond = Vec::new();
-        for op in ops.into_iter().filter(|o| o.status == OpStatus::Pending) {
-            let Some(seq) = op.seq else { continue };
-            match position(&pending, seq) {
-                Ok(_) => {}
-                // New operations have the highest numbers: this is a push at the end.
-                Err(at) if pending.len() < MIRROR_LIMIT => pending.insert(at, op),
-                Err(_) => beyond.push(op),
+    /// Makes the mirror known before this engine's first write when that is cheap: a store
+    /// with nothing pending mirrors as empty. (With operations pending, the next sync reads
+    /// them.)
+    async fn prime(&self) -> Result<(), StoreError> {
+        if self.exact.get().is_some() {
+            return Ok(());
+        }
+        let writes = self.inner.queue_writes().await?;
+        if self.inner.pending_count().await? == 0 && self.inner.queue_writes().await? == writes {
+            self.pending.borrow_mut().clear();
+            self.exact.set(Some(writes));
+        }
+        Ok(())
+    }
+
+    /// After a write of this engine: whether the mirror is still exact (it was, and no other
+    /// engine wrote between it and this write). If not, it is forgotten.
+    fn follows(&self) -> bool {
+        match (self.exact.get(), self.inner.own_write()) {
+            (Some(known), Some((before, after))) if before == known => {
+                self.exact.set(Some(after));
+                true
+            }
+            _ => {
+                self.forget();
+                false
             }
         }
-        beyond
+    }
+
+    fn forget(&self) {
+        self.exact.set(None);
+        self.pending.borrow_mut().clear();
     }
 }
 
@@ -84,8 +105,23 @@ impl<S: Store> Store for Mirrored<S> {
     }
 
     async fn append(&self, ops: Vec<Operation>) -> Result<Vec<Operation>, StoreError> {
+        self.prime().await?;
         let queued = self.inner.append(ops).await?;
-        self.remember(queued.clone());
+        if self.follows() {
+            let mut pending = self.pending.borrow_mut();
+            // New operations have the highest numbers: they go at the end.
+            pending.extend(
+                queued
+                    .iter()
+                    .filter(|o| o.status == OpStatus::Pending)
+                    .cloned(),
+            );
+            let over = pending.len() > MIRROR_LIMIT;
+            drop(pending);
+            if over {
+                self.forget();
+            }
+        }
         Ok(queued)
     }
 
@@ -101,40 +137,19 @@ impl<S: Store> Store for Mirrored<S> {
     }
 
     async fn pending(&self) -> Result<Vec<Operation>, StoreError> {
-        if self.pending.borrow().is_empty() {
-            // Nothing mirrored (a reopened engine): one read of the records, kept from now on.
-            let ops = self.inner.pending().await?;
-            // Past the limit, the rest is returned without being kept.
-            self.remember(ops.clone());
-            return Ok(ops);
+        let writes = self.inner.queue_writes().await?;
+        if self.exact.get() == Some(writes) {
+            return Ok(self.pending.borrow().clone());
         }
-        // Ascending, as the store lists them.
-        let seqs = self.inner.pending_seqs().await?;
-        let missing: Vec<u64> = {
-            let pending = self.pending.borrow();
-            seqs.iter()
-                .filter(|&&s| position(&pending, s).is_err())
-                .copied()
-                .collect()
-        };
-        let fetched = if missing.is_empty() {
-            Vec::new()
+        let ops = self.inner.pending().await?;
+        // Kept if nobody wrote while it was read, and it fits.
+        if self.inner.queue_writes().await? == writes && ops.len() <= MIRROR_LIMIT {
+            *self.pending.borrow_mut() = ops.clone();
+            self.exact.set(Some(writes));
         } else {
-            self.inner.pending_among(&missing).await?
-        };
-        self.pending
-            .borrow_mut()
-            .retain(|o| o.seq.is_some_and(|s| seqs.binary_search(&s).is_ok()));
-        let beyond = self.remember(fetched);
-        let mut out = self.pending.borrow().clone();
-        // Read past the limit: returned in order, not kept.
-        for op in beyond {
-            let at = op
-                .seq
-                .map_or(out.len(), |seq| position(&out, seq).unwrap_or_else(|at| at));
-            out.insert(at, op);
+            self.forget();
         }
-        Ok(out)
+        Ok(ops)
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {
@@ -151,6 +166,9 @@ impl<S: Store> Store for Mirrored<S> {
 
     async fn settle(&self, remove: &[u64], update: &[Operation]) -> Result<(), StoreError> {
         self.inner.settle(remove, update).await?;
+        if !self.follows() {
+            return Ok(());
+        }
         let mut removed = remove.to_vec();
         removed.sort_unstable();
         let mut pending = self.pending.borrow_mut();
@@ -184,12 +202,12 @@ impl<S: Store> Store for Mirrored<S> {
         self.inner.cached_collection(collection).await
     }
 
-    async fn pending_seqs(&self) -> Result<Vec<u64>, StoreError> {
-        self.inner.pending_seqs().await
+    async fn queue_writes(&self) -> Result<u64, StoreError> {
+        self.inner.queue_writes().await
     }
 
-    async fn pending_among(&self, seqs: &[u64]) -> Result<Vec<Operation>, StoreError> {
-        self.inner.pending_among(seqs).await
+    fn own_write(&self) -> Option<(u64, u64)> {
+        self.inner.own_write()
     }
 }
 
@@ -250,6 +268,33 @@ mod tests {
             let reloaded = Mirrored::new(shared.clone());
             assert_eq!(ids(&reloaded.pending().await.unwrap()), vec![2, 4]);
             assert_eq!(reloaded.mirrored(), 2);
+        });
+    }
+
+    /// The mirror follows this engine's own writes without reading the store again, and is
+    /// read once when another engine wrote in between or after a reload with work pending.
+    #[test]
+    fn the_mirror_is_read_only_when_someone_else_wrote() {
+        block_on(async {
+            let shared = MemoryStore::new();
+            let a = Mirrored::new(shared.clone());
+            // Nothing pending: the mirror is known at once, and follows a's appends.
+            a.append(vec![sale(1)]).await.unwrap();
+            a.append(vec![sale(2), sale(3)]).await.unwrap();
+            assert_eq!(a.mirrored(), 3);
+            assert_eq!(a.exact.get(), Some(2));
+            // Another engine writes: a's next write cannot know the queue, so the mirror
+            // goes until the next sync reads it.
+            let b = Mirrored::new(shared.clone());
+            b.append(vec![sale(4)]).await.unwrap();
+            assert_eq!(b.mirrored(), 0, "b opened on a queue with work pending");
+            a.append(vec![sale(5)]).await.unwrap();
+            assert_eq!((a.mirrored(), a.exact.get()), (0, None));
+            assert_eq!(ids(&a.pending().await.unwrap()), vec![1, 2, 3, 4, 5]);
+            assert_eq!((a.mirrored(), a.exact.get()), (5, Some(4)));
+            let queued = a.pending().await.unwrap();
+            a.settle(&[queued[0].seq.unwrap()], &[]).await.unwrap();
+            assert_eq!((a.mirrored(), a.exact.get()), (4, Some(5)));
         });
     }
 

@@ -88,41 +88,21 @@ pub trait Store {
     async fn cached(&self, key: &DocKey) -> Result<Option<Document>, StoreError>;
     /// Every live cached document of one collection, in no promised order.
     async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError>;
-    /// The sequence numbers of the pending operations, in creation order. A store that can
-    /// list them without reading the records should (see [`super::mirror`]).
-    async fn pending_seqs(&self) -> Result<Vec<u64>, StoreError> {
-        Ok(self.pending().await?.iter().filter_map(|o| o.seq).collect())
-    }
-    /// The operations among `seqs` that are still pending, in creation order.
-    async fn pending_among(&self, seqs: &[u64]) -> Result<Vec<Operation>, StoreError> {
-        let wanted: std::collections::BTreeSet<u64> = seqs.iter().copied().collect();
-        let mut ops = self.pending().await?;
-        ops.retain(|o| o.seq.is_some_and(|s| wanted.contains(&s)));
-        Ok(ops)
-    }
+    /// How many times the queue has been written so far (an append or a settle that
+    /// committed), by any engine on this storage: while it is unchanged, the queue is as it
+    /// was. It starts at 0.
+    async fn queue_writes(&self) -> Result<u64, StoreError>;
+    /// The [`Store::queue_writes`] counts just before and just after this handle's own last
+    /// queue write, if it wrote the queue yet (one write may count more than once). A write
+    /// that starts at the count an engine last knew means no other engine wrote in between
+    /// (see [`super::mirror`]).
+    fn own_write(&self) -> Option<(u64, u64)>;
 }
 
 /// Whether `append` must fill the operation's base from the cache: it names no base version
 /// and is not a create.
 pub fn needs_base(op: &Operation) -> bool {
     op.base_version == 0 && op.kind != OpKind::Create
-}
-
-/// `seqs` as inclusive runs of consecutive numbers, ascending: `[5, 1, 2, 3, 7]` is
-/// `[(1, 3), (5, 5), (7, 7)]`. A store removes a run with one range request instead of one
-/// request per operation (a pushed batch is usually one run).
-pub fn seq_runs(seqs: &[u64]) -> Vec<(u64, u64)> {
-    let mut sorted = seqs.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    for seq in sorted {
-        match runs.last_mut() {
-            Some((_, hi)) if *hi + 1 == seq => *hi = seq,
-            _ => runs.push((seq, seq)),
-        }
-    }
-    runs
 }
 
 /// Sets an operation's base version, and the base values of the fields it changes, from the
@@ -148,6 +128,7 @@ struct Inner {
     next_seq: u64,
     queue: BTreeMap<u64, Operation>,
     cache: HashMap<DocKey, Document>,
+    writes: u64,
 }
 
 /// An in-memory [`Store`]. Clones share the same data, so dropping an engine and opening a
@@ -155,6 +136,16 @@ struct Inner {
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     inner: Rc<RefCell<Inner>>,
+    /// The write counts before and after this handle's last queue write.
+    own: std::cell::Cell<Option<(u64, u64)>>,
+}
+
+impl MemoryStore {
+    /// Counts a queue write as this handle's.
+    fn wrote(&self, inner: &mut Inner) {
+        inner.writes += 1;
+        self.own.set(Some((inner.writes - 1, inner.writes)));
+    }
 }
 
 impl MemoryStore {
@@ -197,6 +188,7 @@ impl Store for MemoryStore {
             inner.queue.insert(seq, op.clone());
             out.push(op);
         }
+        self.wrote(&mut inner);
         Ok(out)
     }
 
@@ -248,6 +240,7 @@ impl Store for MemoryStore {
                 inner.queue.insert(seq, op.clone());
             }
         }
+        self.wrote(&mut inner);
         Ok(())
     }
 
@@ -282,6 +275,14 @@ impl Store for MemoryStore {
             .collect();
         docs.sort_by(|a, b| a.doc_id.cmp(&b.doc_id));
         Ok(docs)
+    }
+
+    async fn queue_writes(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.borrow().writes)
+    }
+
+    fn own_write(&self) -> Option<(u64, u64)> {
+        self.own.get()
     }
 }
 

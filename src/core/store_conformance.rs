@@ -72,34 +72,94 @@ pub async fn run_all<S: Store, F: AsyncFn() -> S>(fresh: F) {
     cache_and_cursor_move_together(fresh().await).await;
     base_version_comes_from_the_cache(fresh().await).await;
     meta_remembers_store_and_clock(fresh().await).await;
-    pending_sequence_numbers_match_the_pending_records(fresh().await).await;
+    queue_writes_count_every_committed_write(fresh().await).await;
+    a_long_queue_settles_in_parts(fresh().await).await;
 }
 
-/// The pending operations' sequence numbers, and the records of some of them, agree with
-/// [`Store::pending`]: held and removed operations are in neither.
-pub async fn pending_sequence_numbers_match_the_pending_records<S: Store>(s: S) {
-    let ops = queue_sales(&s, 5).await;
-    let seq = |i: usize| ops[i].seq.unwrap();
+/// A call of 250 operations, then another of 3, settled in parts: the first 150 leave, one
+/// of the rest is deferred, one gets its attempt recorded. The others keep their numbers and
+/// order, and the count follows.
+pub async fn a_long_queue_settles_in_parts<S: Store>(s: S) {
+    let first = queue_sales(&s, 250).await;
+    let second = s
+        .append(
+            (251..=253)
+                .map(|n| op(n, "ventas", &format!("v{n}"), OpKind::Create, json!({})))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = first
+        .iter()
+        .chain(&second)
+        .map(|o| o.seq.unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "creation order");
+    let remove: Vec<u64> = seqs[..150].iter().rev().copied().collect();
+    let mut deferred = first[200].clone();
+    deferred.status = OpStatus::Deferred;
+    let mut retried = first[160].clone();
+    retried.attempts = 1;
+    retried.error = Some("network".into());
+    s.settle(&remove, &[deferred, retried]).await.unwrap();
+    let pending = s.pending().await.unwrap();
+    let ids: Vec<u128> = pending.iter().map(|o| o.id.as_u128()).collect();
+    let expected: Vec<u128> = (151..=253).filter(|&n| n != 201).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(s.pending_count().await.unwrap(), 102);
+    let kept: Vec<u64> = pending.iter().map(|o| o.seq.unwrap()).collect();
+    let expected_seqs: Vec<u64> = seqs[150..]
+        .iter()
+        .copied()
+        .filter(|&q| q != seqs[200])
+        .collect();
+    assert_eq!(kept, expected_seqs, "the numbers stay as they were");
+    assert_eq!(pending[10].attempts, 1);
+    assert_eq!(pending[10].error.as_deref(), Some("network"));
+    let all = s.operations().await.unwrap();
+    assert_eq!(all.len(), 103);
+    assert_eq!(all[50].status, OpStatus::Deferred);
+    assert_eq!(all[50].seq, Some(seqs[200]));
+    // What remains settles too, and an id that left can be queued again.
+    let rest: Vec<u64> = all.iter().map(|o| o.seq.unwrap()).collect();
+    s.settle(&rest, &[]).await.unwrap();
+    assert!(s.operations().await.unwrap().is_empty());
+    assert_eq!(s.pending_count().await.unwrap(), 0);
+    s.append(vec![first[0].clone()]).await.unwrap();
+    assert_eq!(queued_ids(&s).await, vec![1]);
+}
+
+/// Every committed queue write (an append, a settle) moves the count on; a refused one, a read
+/// or a cache write does not; the handle knows the counts around its own last write.
+pub async fn queue_writes_count_every_committed_write<S: Store>(s: S) {
+    assert_eq!(s.own_write(), None, "nothing written yet");
+    let start = s.queue_writes().await.unwrap();
+    let ops = queue_sales(&s, 3).await;
+    let after_append = s.queue_writes().await.unwrap();
+    assert!(after_append > start);
+    assert_eq!(s.own_write(), Some((start, after_append)));
     let mut held = ops[1].clone();
     held.status = OpStatus::Deferred;
-    s.settle(&[seq(3)], &[held]).await.unwrap();
-    let pending: Vec<u64> = s
+    s.settle(&[ops[0].seq.unwrap()], &[held]).await.unwrap();
+    let after_settle = s.queue_writes().await.unwrap();
+    assert!(after_settle > after_append);
+    assert_eq!(s.own_write(), Some((after_append, after_settle)));
+    // Refused (a queued id again): nothing written, nothing counted.
+    assert!(s.append(vec![ops[2].clone()]).await.is_err());
+    s.pending().await.unwrap();
+    s.apply_changes(&[change(1, "P1", 1, 5, false)], 1)
+        .await
+        .unwrap();
+    assert_eq!(s.queue_writes().await.unwrap(), after_settle);
+    assert_eq!(s.own_write(), Some((after_append, after_settle)));
+    let pending: Vec<u128> = s
         .pending()
         .await
         .unwrap()
         .iter()
-        .map(|o| o.seq.unwrap())
+        .map(|o| o.id.as_u128())
         .collect();
-    assert_eq!(pending, vec![seq(0), seq(2), seq(4)]);
-    assert_eq!(s.pending_seqs().await.unwrap(), pending);
-    let some = s
-        .pending_among(&[seq(4), seq(1), seq(3), seq(0), seq(4) + 100])
-        .await
-        .unwrap();
-    let ids: Vec<u128> = some.iter().map(|o| o.id.as_u128()).collect();
-    assert_eq!(ids, vec![1, 5], "only pending ones, in creation order");
-    assert_eq!(some[1].collection, "ventas");
-    assert!(s.pending_among(&[]).await.unwrap().is_empty());
+    assert_eq!(pending, vec![3]);
 }
 
 /// Appended operations get increasing sequence numbers and stay pending.
@@ -283,6 +343,13 @@ pub async fn meta_remembers_store_and_clock<S: Store>(s: S) {
     let meta = s.load_meta().await.unwrap();
     assert_eq!(meta.store, Some(42));
     assert_eq!(meta.clock, Some(queued_clock));
+    // A settle after it (of another operation) leaves the newest queued clock in sight.
+    let other = s
+        .append(vec![op(8, "ventas", "w", OpKind::Create, json!({}))])
+        .await
+        .unwrap();
+    s.settle(&[other[0].seq.unwrap()], &[]).await.unwrap();
+    assert_eq!(s.load_meta().await.unwrap().clock, Some(queued_clock));
     let later = Hlc {
         millis: 99_999,
         counter: 3,
@@ -306,17 +373,6 @@ pub async fn meta_remembers_store_and_clock<S: Store>(s: S) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seq_runs_groups_consecutive_numbers() {
-        assert_eq!(seq_runs(&[]), vec![]);
-        assert_eq!(seq_runs(&[4]), vec![(4, 4)]);
-        assert_eq!(
-            seq_runs(&[5, 1, 2, 3, 7, 2, 8]),
-            vec![(1, 3), (5, 5), (7, 8)]
-        );
-        assert_eq!(seq_runs(&[u64::MAX, 0]), vec![(0, 0), (u64::MAX, u64::MAX)]);
-    }
 
     #[test]
     fn memory_store_passes() {
