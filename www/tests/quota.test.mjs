@@ -35,16 +35,22 @@ test('a full quota rejects with PosSyncQuotaError and keeps every committed oper
           error = { name: e.name, message: e.message };
         }
       }
+      // One operation at a time then, until one is refused too (a batch can be refused while
+      // a smaller write still fits).
       let single = null;
-      try {
-        await engine.enqueue(sale(99999));
-      } catch (e) {
-        single = e.name;
+      let singles = 0;
+      for (let i = 0; i < 500 && !single; i += 1) {
+        try {
+          await engine.enqueue(sale(100000 + i));
+          singles += 1;
+        } catch (e) {
+          single = e.name;
+        }
       }
       const pending = await engine.pendingCount();
       const ids = (await engine.operations()).map((o) => o.objeto_id);
       window.quotaEngine = engine;
-      return { committed, error, single, pending, ids };
+      return { committed, error, single, singles, pending, ids };
     }, `quota-${Date.now()}`);
     assert.ok(result.error, 'the quota never ran out');
     assert.equal(result.error.name, 'PosSyncQuotaError', JSON.stringify(result.error));
@@ -52,9 +58,12 @@ test('a full quota rejects with PosSyncQuotaError and keeps every committed oper
     assert.equal(result.single, 'PosSyncQuotaError');
     assert.ok(result.committed < 1000, 'the quota must run out before the loop ends');
     assert.ok(result.committed > 0 && result.committed % 10 === 0, `committed ${result.committed}`);
-    // Every batch that resolved is there, in order; the refused batches left nothing behind.
-    assert.equal(result.pending, result.committed);
-    assert.deepEqual(result.ids, Array.from({ length: result.committed }, (_, i) => `q${i}`));
+    // Every call that resolved is there, in order; the refused ones left nothing behind.
+    assert.equal(result.pending, result.committed + result.singles);
+    assert.deepEqual(result.ids, [
+      ...Array.from({ length: result.committed }, (_, i) => `q${i}`),
+      ...Array.from({ length: result.singles }, (_, i) => `q${100000 + i}`),
+    ]);
 
     // With room again, the same engine queues, and the queue drains to the hub.
     await cdp.send('Storage.overrideQuotaForOrigin', { origin: hub.url });
@@ -65,7 +74,7 @@ test('a full quota rejects with PosSyncQuotaError and keeps every committed oper
       engine.close();
       return { applied: summary.applied, pending: summary.pending };
     });
-    assert.deepEqual(after, { applied: result.committed + 1, pending: 0 });
+    assert.deepEqual(after, { applied: result.committed + result.singles + 1, pending: 0 });
   } finally {
     await browser.close();
     await hub.stop();
