@@ -652,3 +652,76 @@ async fn a_version_1_queue_is_moved_into_pages_in_order_when_the_engine_opens_it
     );
     engine.close();
 }
+
+#[wasm_bindgen_test]
+async fn a_tab_of_an_older_build_holding_the_database_fails_open_clearly_and_this_build_never_blocks_an_upgrade(
+) {
+    let db = fresh_name("held");
+    // A tab of an older build: the database at version 1, its connection open, and no
+    // `versionchange` handler to let go of it.
+    let hold = js_sys::Function::new_with_args(
+        "name",
+        r#"return new Promise((resolve, reject) => {
+          const r = indexedDB.open(name, 1);
+          r.onupgradeneeded = () => {
+            const d = r.result;
+            const q = d.createObjectStore('cola', { keyPath: 'seq', autoIncrement: true });
+            q.createIndex('estado', 'estado');
+            q.createIndex('documento', 'clave');
+            q.createIndex('id', 'id', { unique: true });
+            d.createObjectStore('cache', { keyPath: 'clave' }).createIndex('coleccion', 'coleccion');
+            d.createObjectStore('meta', { keyPath: 'clave' });
+          };
+          r.onsuccess = () => resolve(r.result);
+          r.onerror = () => reject(r.error);
+        });"#,
+    );
+    let held = wait(
+        hold.call1(&JsValue::NULL, &db.as_str().into())
+            .unwrap()
+            .unchecked_into(),
+    )
+    .await
+    .unwrap();
+    let started = js_sys::Date::now();
+    let err = PosSync::connect(js(json!({"storeId": 5, "dbName": db})))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(error_name(&err), "PosSyncStorageError");
+    assert!(
+        error_message(&err).contains("another tab"),
+        "{}",
+        error_message(&err)
+    );
+    assert!(js_sys::Date::now() - started < 20_000.0);
+    // Once that tab lets go, the database opens (upgraded).
+    let close: js_sys::Function = Reflect::get(&held, &"close".into())
+        .unwrap()
+        .unchecked_into();
+    close.call0(&held).unwrap();
+    let engine = open(5, &db, "http://127.0.0.1:9").await;
+    wait(engine.enqueue(js(
+        json!({"coleccion": "ventas", "objeto_id": "v1", "operacion": "crear", "datos": {}}),
+    )))
+    .await
+    .unwrap();
+
+    // A newer build upgrading the database is not kept waiting by this engine: its
+    // connection lets go, and its later calls fail as storage errors.
+    let upgrade = js_sys::Function::new_with_args(
+        "name",
+        r#"return new Promise((resolve, reject) => {
+          const r = indexedDB.open(name, 9);
+          r.onsuccess = () => { r.result.close(); resolve(true); };
+          r.onerror = () => reject(r.error);
+        });"#,
+    );
+    let upgraded = upgrade.call1(&JsValue::NULL, &db.as_str().into()).unwrap();
+    assert_eq!(
+        wait(upgraded.unchecked_into()).await.unwrap(),
+        JsValue::TRUE
+    );
+    let err = wait(engine.pending_count()).await.unwrap_err();
+    assert_eq!(error_name(&err), "PosSyncStorageError");
+}

@@ -49,6 +49,9 @@ use crate::core::model::{DocKey, Document, OpStatus, Operation, StoreId};
 use crate::core::protocol::Change;
 use crate::core::store::{fill_base, needs_base, Meta, Store, StoreError};
 
+/// How long opening waits for another tab to let go of a database it must upgrade.
+const OPEN_WAIT_MS: u32 = 5_000;
+
 /// The schema version this build creates and expects.
 pub const SCHEMA_VERSION: u32 = 2;
 
@@ -187,16 +190,45 @@ impl IdbStore {
         let builder = UPGRADES
             .iter()
             .fold(Rexie::builder(name).version(SCHEMA_VERSION), |b, up| up(b));
-        // The schema connection has done its work once the database is at this version.
-        builder.build().await.map_err(backend)?.close();
+        // The schema connection has done its work once the database is at this version. An
+        // upgrade waits while another tab holds the database at an older version; a tab of
+        // this build lets go at once (below), but one of an older build may not, so the wait
+        // is bounded.
+        let upgrade = Box::pin(builder.build());
+        let waited = Box::pin(super::env::sleep(OPEN_WAIT_MS));
+        match futures::future::select(upgrade, waited).await {
+            futures::future::Either::Left((built, _)) => built.map_err(backend)?.close(),
+            futures::future::Either::Right((_, upgrade)) => {
+                // The upgrade still happens once that tab lets go; its connection is closed
+                // then, so it holds up nothing in turn.
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Ok(db) = upgrade.await {
+                        db.close();
+                    }
+                });
+                return Err(StoreError::Backend(format!(
+                    "the database \"{name}\" could not be opened within {} s: another tab \
+                     keeps it open at an older version (an older build of this till); close \
+                     or reload that tab",
+                    OPEN_WAIT_MS / 1000
+                )));
+            }
+        }
         let factory: web_sys::IdbFactory = Reflect::get(&js_sys::global(), &"indexedDB".into())
             .ok()
             .and_then(|f| f.dyn_into().ok())
             .ok_or_else(|| StoreError::Backend("IndexedDB is not available here".into()))?;
         let request = factory.open(name).map_err(dom_error)?;
-        let db = settled(request.into(), None).await?;
+        let db: IdbDatabase = settled(request.into(), None).await?.unchecked_into();
+        // A newer build in another tab that must upgrade the database is not kept waiting:
+        // this connection closes, and this engine's later calls fail with a storage error.
+        if let Ok(close) = Reflect::get(&db, &"close".into()) {
+            if let Some(close) = close.dyn_ref::<js_sys::Function>() {
+                db.set_onversionchange(Some(&close.bind0(&db)));
+            }
+        }
         let store = IdbStore {
-            db: RefCell::new(Some(db.unchecked_into())),
+            db: RefCell::new(Some(db)),
             own: Default::default(),
         };
         store.move_version_1_queue().await?;
