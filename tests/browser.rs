@@ -509,10 +509,11 @@ async fn close_releases_the_database_so_it_can_be_deleted_and_later_calls_reject
 }
 
 /// Makes a database as version 1 of the schema left it (the queue one record per operation,
-/// in `cola`), holding `ops` for store `store`.
-async fn version_1_database(name: &str, store: u64, ops: Value) {
+/// in `cola`), holding `ops` for store `store`. With `keep_open`, its connection stays open,
+/// as a tab of an older build would hold it (no `versionchange` handler), and is returned.
+async fn version_1_database(name: &str, store: u64, ops: Value, keep_open: bool) -> JsValue {
     let make = js_sys::Function::new_with_args(
-        "name, store, ops",
+        "name, store, ops, keepOpen",
         r#"return new Promise((resolve, reject) => {
           const r = indexedDB.open(name, 1);
           r.onupgradeneeded = () => {
@@ -530,20 +531,19 @@ async fn version_1_database(name: &str, store: u64, ops: Value) {
             const tx = d.transaction(['cola', 'meta'], 'readwrite');
             tx.objectStore('meta').put({ clave: 'tienda', valor: store });
             for (const op of ops) tx.objectStore('cola').add(op);
-            tx.oncomplete = () => { d.close(); resolve(); };
+            tx.oncomplete = () => { if (keepOpen) { resolve(d); } else { d.close(); resolve(); } };
             tx.onabort = () => reject(tx.error);
           };
         });"#,
     );
-    let made = make
-        .call3(
-            &JsValue::NULL,
-            &name.into(),
-            &(store as f64).into(),
-            &js(ops),
-        )
-        .unwrap();
-    wait(made.unchecked_into()).await.unwrap();
+    let args = Array::of4(
+        &name.into(),
+        &(store as f64).into(),
+        &js(ops),
+        &keep_open.into(),
+    );
+    let made = make.apply(&JsValue::NULL, &args).unwrap();
+    wait(made.unchecked_into()).await.unwrap()
 }
 
 /// How many records the object store `store` of database `name` holds.
@@ -590,6 +590,7 @@ async fn a_version_1_queue_is_moved_into_pages_in_order_when_the_engine_opens_it
             record(&ids[1], "v2", "diferida", 1, "1764583200001-00000-5"),
             record(&ids[2], "v3", "pendiente", 2, "1764583200002-00000-5"),
         ]),
+        false,
     )
     .await;
 
@@ -659,30 +660,7 @@ async fn a_tab_of_an_older_build_holding_the_database_fails_open_clearly_and_thi
     let db = fresh_name("held");
     // A tab of an older build: the database at version 1, its connection open, and no
     // `versionchange` handler to let go of it.
-    let hold = js_sys::Function::new_with_args(
-        "name",
-        r#"return new Promise((resolve, reject) => {
-          const r = indexedDB.open(name, 1);
-          r.onupgradeneeded = () => {
-            const d = r.result;
-            const q = d.createObjectStore('cola', { keyPath: 'seq', autoIncrement: true });
-            q.createIndex('estado', 'estado');
-            q.createIndex('documento', 'clave');
-            q.createIndex('id', 'id', { unique: true });
-            d.createObjectStore('cache', { keyPath: 'clave' }).createIndex('coleccion', 'coleccion');
-            d.createObjectStore('meta', { keyPath: 'clave' });
-          };
-          r.onsuccess = () => resolve(r.result);
-          r.onerror = () => reject(r.error);
-        });"#,
-    );
-    let held = wait(
-        hold.call1(&JsValue::NULL, &db.as_str().into())
-            .unwrap()
-            .unchecked_into(),
-    )
-    .await
-    .unwrap();
+    let held = version_1_database(&db, 5, json!([]), true).await;
     let started = js_sys::Date::now();
     let err = PosSync::connect(js(json!({"storeId": 5, "dbName": db})))
         .await

@@ -28,23 +28,24 @@ fn body(store: u64, ops: Vec<Op>, after: Option<u32>) -> String {
     b.to_string()
 }
 
+/// Operation 1 of store 3: it creates customer C1.
+fn create_c1() -> Op {
+    op(
+        1,
+        3,
+        "clientes",
+        "C1",
+        "crear",
+        json!({"nombre": "Ana"}),
+        0,
+        1_000,
+    )
+}
+
 /// The second batch updates the document the first creates: applied first, it would be
 /// deferred (no such document yet) instead of applied as version 2.
 fn batches() -> (String, String) {
-    let first = body(
-        3,
-        vec![op(
-            1,
-            3,
-            "clientes",
-            "C1",
-            "crear",
-            json!({"nombre": "Ana"}),
-            0,
-            1_000,
-        )],
-        None,
-    );
+    let first = body(3, vec![create_c1()], None);
     let second = body(
         3,
         vec![op(
@@ -200,20 +201,7 @@ async fn a_push_chained_to_one_that_failed_here_is_refused_at_once() {
 
     // Sent again (itself chained, to an operation still to come), operation 1 is waited for
     // once more: a push chained to it waits, and follows it.
-    let resent = body(
-        3,
-        vec![op(
-            1,
-            3,
-            "clientes",
-            "C1",
-            "crear",
-            json!({"nombre": "Ana"}),
-            0,
-            1_000,
-        )],
-        Some(99),
-    );
+    let resent = body(3, vec![create_c1()], Some(99));
     let resent = tokio::spawn({
         let router = router.clone();
         async move { call(&router, "POST", PUSH, Some(&resent)).await }
