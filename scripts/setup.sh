@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pos-sync needs and skips what is already there:
-#   - the wasm32-unknown-unknown Rust target (rustup);
+#   - the wasm32-unknown-unknown Rust target and the standard library's source (rustup; the
+#     release engine rebuilds std for size, see scripts/build.sh);
 #   - wasm-bindgen-cli at exactly the version Cargo.lock pins;
 #   - Debian's chromium and chromium-driver (browser tests, the demo's smoke test, the replay);
 #   - the npm dependencies (wasm-opt from npm's binaryen, playwright-core, the Superstore data).
@@ -25,6 +26,13 @@ if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
 else
   say "wasm32 target: installing"
   rustup target add wasm32-unknown-unknown
+fi
+
+if rustup component list --installed | grep -q '^rust-src'; then
+  say "rust-src: present"
+else
+  say "rust-src: installing"
+  rustup component add rust-src
 fi
 
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
