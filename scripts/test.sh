@@ -11,7 +11,7 @@ export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 echo "==> format and lints"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo clippy --lib --test browser --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --lib --test browser --test browser_read --target wasm32-unknown-unknown -- -D warnings
 
 echo "==> native tests"
 cargo test
@@ -27,7 +27,7 @@ for _ in $(seq 100); do grep -q listening "$tmp/hub.out" 2>/dev/null && break; s
 POS_SYNC_TEST_HUB=$(awk '/listening on/ {print $4}' "$tmp/hub.out")
 [ -n "$POS_SYNC_TEST_HUB" ] || { cat "$tmp/hub.err"; echo "the test hub did not start" >&2; exit 1; }
 export POS_SYNC_TEST_HUB
-cargo test --target wasm32-unknown-unknown --test browser
+cargo test --target wasm32-unknown-unknown --test browser --test browser_read
 
 echo "==> end-to-end tests (the optimised package in headless Chromium)"
 bash scripts/build.sh --engine-only

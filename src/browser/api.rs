@@ -18,9 +18,9 @@ use super::env::{is_online, new_ids, now_ms, sleep, GlobalListener};
 use super::http::FetchTransport;
 use super::idb::IdbStore;
 use super::js::{
-    engine_error, error_name, from_js, invalid, js_error, report, to_js, JsNewOperation,
-    OpenOptions, Status,
+    engine_error, error_name, invalid, js_error, report, to_js, JsNewOperation, Status,
 };
+use super::{convert, read};
 use crate::core::engine::{EngineConfig, EngineError, NewOperation, SyncEngine, SyncSummary};
 use crate::core::mirror::Mirrored;
 use crate::core::model::rfc3339;
@@ -186,7 +186,7 @@ impl PosSync {
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let queued = enqueue(&inner, new_operations(vec![parse_operation(op)?])?).await?;
+            let queued = enqueue(&inner, new_operations(vec![parse_operation(&op)?])?).await?;
             to_js(&queued[0])
         })
     }
@@ -199,18 +199,18 @@ impl PosSync {
     ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let array: Array = ops
-                .dyn_into()
-                .map_err(|_| invalid("enqueueMany takes an array of operations".into()))?;
-            // The whole array is read at once; when it does not fit, each element is read
-            // alone, so the error names the first bad one as `enqueue` would.
-            let ops: Vec<JsNewOperation> = match from_js(array.clone().into()) {
-                Ok(ops) => ops,
-                Err(_) => array
-                    .iter()
-                    .map(parse_operation)
-                    .collect::<Result<_, _>>()?,
-            };
+            if !Array::is_array(&ops) {
+                return Err(invalid("enqueueMany takes an array of operations".into()));
+            }
+            // Made plain data once; each element is then read in order, so an error names
+            // the first bad one as `enqueue` would.
+            let array: Array = convert::plain(&ops)
+                .map_err(|e| invalid(format!("invalid operation: {e}")))?
+                .unchecked_into();
+            let ops = array
+                .iter()
+                .map(|op| read_operation(&op))
+                .collect::<Result<Vec<_>, _>>()?;
             let queued = enqueue(&inner, new_operations(ops)?).await?;
             to_js(&queued)
         })
@@ -353,8 +353,9 @@ impl PosSync {
 impl PosSync {
     /// `PosSync.open` for Rust callers: the same, without the Promise.
     pub async fn connect(options: JsValue) -> Result<PosSync, JsValue> {
-        let options: OpenOptions =
-            from_js(options).map_err(|e| invalid(format!("invalid options: {e}")))?;
+        let options = convert::plain(&options)
+            .and_then(|o| read::open_options(&o))
+            .map_err(|e| invalid(format!("invalid options: {e}")))?;
         let db_name = options
             .db_name
             .clone()
@@ -421,8 +422,15 @@ impl PosSync {
 }
 
 /// One operation as the page gave it, or an error naming what is wrong with it.
-fn parse_operation(op: JsValue) -> Result<JsNewOperation, JsValue> {
-    from_js(op).map_err(|e| invalid(format!("invalid operation: {e}")))
+fn parse_operation(op: &JsValue) -> Result<JsNewOperation, JsValue> {
+    convert::plain(op)
+        .map_err(|e| invalid(format!("invalid operation: {e}")))
+        .and_then(|op| read_operation(&op))
+}
+
+/// One operation already made plain data (see [`convert::plain`]).
+fn read_operation(op: &JsValue) -> Result<JsNewOperation, JsValue> {
+    read::new_operation(op).map_err(|e| invalid(format!("invalid operation: {e}")))
 }
 
 /// Operations as the page gave them, each with an id (a new time-ordered one where none was given).

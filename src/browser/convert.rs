@@ -1,12 +1,11 @@
 //! Moving Rust values across the JS boundary.
 //!
-//! Data goes through JSON text (`serde_json` on the Rust side, the engine's native
-//! `JSON.parse`/`JSON.stringify` on the other): one boundary crossing per value instead of one
-//! per property, which is what makes queueing a sale and reading back a queue of thousands
-//! cheap. The engine's own small reports (its status, a sync's summary, conflict events) are
-//! built as JS objects in place by serde-wasm-bindgen, absent values as `null`.
+//! Data the engine writes goes through JSON text (`serde_json` on the Rust side, the engine's
+//! native `JSON.parse` on the other): one boundary crossing per value instead of one per
+//! property. Data it reads is taken field by field from the JS value ([`read`](super::read)).
+//! The engine's own small reports (its status, a sync's summary, conflict events) are built
+//! as JS objects in place by serde-wasm-bindgen, absent values as `null`.
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::JsValue;
 
@@ -17,15 +16,17 @@ pub fn to_js<T: Serialize>(value: &T) -> Result<JsValue, String> {
         .map_err(|_| "the engine produced JSON the browser cannot parse".to_owned())
 }
 
-/// A JS value read as `T`, through its JSON form: every key is seen (so `deny_unknown_fields`
-/// catches a misspelt option), and `undefined` properties count as absent.
-pub fn from_js_json<T: DeserializeOwned>(value: &JsValue) -> Result<T, String> {
+/// A JS value as plain data, as `JSON.stringify` sees it: `undefined` properties and
+/// functions dropped, dates as their ISO text, and so on. The page's inputs go through it
+/// before they are read (see [`read`](super::read)), so they mean what they would mean as JSON.
+pub fn plain(value: &JsValue) -> Result<JsValue, String> {
     let text = js_sys::JSON::stringify(value)
         .map_err(|_| "the value cannot be written as JSON".to_owned())?;
-    let text = text
-        .as_string()
-        .ok_or_else(|| "expected an object, got undefined".to_owned())?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    if text.is_undefined() {
+        return Err("expected an object, got undefined".to_owned());
+    }
+    js_sys::JSON::parse(&String::from(text))
+        .map_err(|_| "the value cannot be written as JSON".to_owned())
 }
 
 /// A small Rust value (a status, a summary, an event) as a plain JS object, built in place;

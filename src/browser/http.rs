@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use gloo_net::http::Request;
-use serde::de::DeserializeOwned;
+use wasm_bindgen::JsValue;
 
 use crate::core::config::SyncSettings;
 use crate::core::model::StoreId;
@@ -14,6 +14,7 @@ use crate::core::protocol::{
 use crate::core::transport::{Transport, TransportError};
 
 use super::env::is_online;
+use super::read;
 
 /// Talks to a hub at a base URL (`""` for the page's own origin).
 pub struct FetchTransport {
@@ -51,7 +52,7 @@ fn exchange(request: Result<Request, gloo_net::Error>) -> Exchange {
         if !response.ok() {
             return Err(TransportError::Http {
                 status: response.status(),
-                body: text.ok().and_then(|t| serde_json::from_str(&t).ok()),
+                body: text.ok().and_then(|t| read(&t, read::error_body).ok()),
             });
         }
         text.map_err(|e| TransportError::Network(e.to_string()))
@@ -60,9 +61,11 @@ fn exchange(request: Result<Request, gloo_net::Error>) -> Exchange {
 
 type Exchange = Pin<Box<dyn Future<Output = Result<String, TransportError>>>>;
 
-/// The answer's text read as `T`.
-fn read<T: DeserializeOwned>(text: &str) -> Result<T, TransportError> {
-    serde_json::from_str(text).map_err(|e| TransportError::Decode(e.to_string()))
+/// The answer's text parsed by the browser's `JSON.parse` and read by `reader`.
+fn read<T>(text: &str, reader: fn(&JsValue) -> read::Result<T>) -> Result<T, TransportError> {
+    let value = js_sys::JSON::parse(text)
+        .map_err(|_| TransportError::Decode("the hub's answer is not JSON".into()))?;
+    reader(&value).map_err(TransportError::Decode)
 }
 
 impl Transport for FetchTransport {
@@ -72,19 +75,22 @@ impl Transport for FetchTransport {
         let request = Request::post(&format!("{}{}", self.base, path::PUSH))
             .header("content-type", "application/json")
             .body(body);
-        read(&exchange(request).await?)
+        read(&exchange(request).await?, read::push_response)
     }
 
     async fn pull(&self, query: &PullQuery) -> Result<PullResponse, TransportError> {
-        read(&self.get(&path::pull(query)).await?)
+        read(&self.get(&path::pull(query)).await?, read::pull_response)
     }
 
     async fn config(&self, store: StoreId) -> Result<SyncSettings, TransportError> {
-        read(&self.get(&path::config(store)).await?)
+        read(&self.get(&path::config(store)).await?, read::sync_settings)
     }
 
     async fn conflicts(&self, store: StoreId) -> Result<Vec<ConflictSummary>, TransportError> {
-        let page: Page<ConflictSummary> = read(&self.get(&path::open_conflicts(store)).await?)?;
+        let page: Page<ConflictSummary> =
+            read(&self.get(&path::open_conflicts(store)).await?, |v| {
+                read::page(v, read::conflict_summary)
+            })?;
         Ok(page.results)
     }
 
@@ -93,7 +99,9 @@ impl Transport for FetchTransport {
         store: StoreId,
         ids: &[uuid::Uuid],
     ) -> Result<Vec<OpState>, TransportError> {
-        let page: Page<OpState> = read(&self.get(&path::states(store, ids)).await?)?;
+        let page: Page<OpState> = read(&self.get(&path::states(store, ids)).await?, |v| {
+            read::page(v, read::op_state)
+        })?;
         Ok(page.results)
     }
 }

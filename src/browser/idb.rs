@@ -20,9 +20,9 @@
 //!
 //! Every write is one IndexedDB transaction, awaited until it commits. Its requests are issued
 //! together and the commit is asked for at once, so IndexedDB pipelines them; only the last
-//! request is awaited. Records cross the JS boundary as JSON text, one crossing per call: a
-//! write parses the whole batch with the browser's `JSON.parse`, a read hands back the whole
-//! result with `JSON.stringify`, and serde reads and writes the text on the Rust side.
+//! request is awaited. A write crosses the JS boundary as JSON text, one crossing per call
+//! (serde writes it, the browser's `JSON.parse` reads it); a read is taken field by field
+//! from the records IndexedDB hands back ([`read`](super::read)).
 //!
 //! Why web-sys rather than rexie for the traffic: an aborted transaction's reason (a full
 //! quota must reject as `PosSyncQuotaError`, and rexie reports only "aborted"), one request
@@ -37,13 +37,12 @@ use std::pin::Pin;
 
 use js_sys::{Promise, Reflect};
 use rexie::{Index, ObjectStore, Rexie, RexieBuilder};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbObjectStore, IdbRequest, IdbTransaction, IdbTransactionMode};
 
-use super::convert;
+use super::{convert, read};
 use crate::core::clock::Hlc;
 use crate::core::model::{DocKey, Document, OpStatus, Operation, StoreId};
 use crate::core::protocol::Change;
@@ -156,7 +155,7 @@ fn read_page(page: &JsValue) -> Result<(u64, Vec<Operation>), StoreError> {
     if field("marca").is_truthy() {
         return Ok((n, Vec::new()));
     }
-    let mut ops: Vec<Operation> = decode(&field("ops"))?;
+    let mut ops = decode(&field("ops"), read::operations)?;
     let places = js_sys::Array::from(&field("lugares"));
     if places.length() as usize != ops.len() {
         return Err(StoreError::Backend(format!("queue page {n} is damaged")));
@@ -241,7 +240,7 @@ impl IdbStore {
         let tx = self.write(&[QUEUE, PAGES])?;
         let old = store_of(&tx, QUEUE)?;
         let rows = old.get_all().map_err(dom_error)?;
-        let ops: Vec<Operation> = decode(&settled(rows, Some(&tx)).await?)?;
+        let ops = decode(&settled(rows, Some(&tx)).await?, read::operations)?;
         if !ops.is_empty() {
             let pages = store_of(&tx, PAGES)?;
             for chunk in ops.chunks(PAGE_OPS) {
@@ -296,18 +295,19 @@ impl IdbStore {
     }
 
     /// The records of `store` whose `index` equals `key`, in primary-key order, in one read.
-    async fn rows_where<T: DeserializeOwned>(
+    async fn rows_where<T>(
         &self,
         store: &str,
         index: &str,
         key: &str,
+        reader: fn(&JsValue) -> read::Result<Vec<T>>,
     ) -> Result<Vec<T>, StoreError> {
         let tx = self.read(&[store])?;
         let request = store_of(&tx, store)?
             .index(index)
             .and_then(|i| i.get_all_with_key(&key.into()))
             .map_err(dom_error)?;
-        decode(&settled(request, Some(&tx)).await?)
+        decode(&settled(request, Some(&tx)).await?, reader)
     }
 
     /// Every queued operation, in creation order.
@@ -347,18 +347,17 @@ fn store_of(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore, StoreErro
     tx.object_store(name).map_err(dom_error)
 }
 
-/// A JS value read back as `T` through its JSON text (one crossing for a whole result).
-fn decode<T: DeserializeOwned>(value: &JsValue) -> Result<T, StoreError> {
-    convert::from_js_json(value)
-        .map_err(|e| StoreError::Backend(format!("could not decode a record: {e}")))
+/// A record (or an array of them) read by `reader` (see [`read`]).
+fn decode<T>(value: &JsValue, reader: fn(&JsValue) -> read::Result<T>) -> Result<T, StoreError> {
+    reader(value).map_err(|e| StoreError::Backend(format!("could not decode a record: {e}")))
 }
 
-/// A record that may be missing (`undefined`).
-fn decode_optional<T: DeserializeOwned>(value: &JsValue) -> Result<Option<T>, StoreError> {
+/// A cached document that may be missing (`undefined`).
+fn cached_document(value: &JsValue) -> Result<Option<Document>, StoreError> {
     if value.is_undefined() || value.is_null() {
         Ok(None)
     } else {
-        decode(value).map(Some)
+        decode(value, read::document).map(Some)
     }
 }
 
@@ -579,9 +578,7 @@ impl Store for IdbStore {
                 .collect::<Result<Vec<_>, _>>()?;
             let mut bases = Vec::with_capacity(reads.len());
             for read in reads {
-                bases.push(decode_optional::<Document>(
-                    &settled(read, Some(&tx)).await?,
-                )?);
+                bases.push(cached_document(&settled(read, Some(&tx)).await?)?);
             }
             let mut bases = bases.into_iter();
             for op in ops.iter_mut().filter(|o| needs_base(o)) {
@@ -797,7 +794,7 @@ impl Store for IdbStore {
             .index("documento")
             .and_then(|i| i.get_all_with_key(&JsValue::from_str(&joined)))
             .map_err(dom_error)?;
-        let doc = decode_optional(&settled(doc, Some(&tx)).await?)?;
+        let doc = cached_document(&settled(doc, Some(&tx)).await?)?;
         let ops = on_document(&settled(pages, Some(&tx)).await?, &joined)?;
         Ok((doc, ops))
     }
@@ -807,7 +804,7 @@ impl Store for IdbStore {
         let request = store_of(&tx, CACHE)?
             .get(&key.joined().into())
             .map_err(dom_error)?;
-        decode_optional(&settled(request, Some(&tx)).await?)
+        cached_document(&settled(request, Some(&tx)).await?)
     }
 
     async fn queue_writes(&self) -> Result<u64, StoreError> {
@@ -831,7 +828,9 @@ impl Store for IdbStore {
     }
 
     async fn cached_collection(&self, collection: &str) -> Result<Vec<Document>, StoreError> {
-        let mut docs: Vec<Document> = self.rows_where(CACHE, "coleccion", collection).await?;
+        let mut docs = self
+            .rows_where(CACHE, "coleccion", collection, read::documents)
+            .await?;
         docs.retain(|d| !d.deleted);
         // In the index's order; the engine's `list` orders them by id.
         Ok(docs)

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::core::engine::{EngineError, SyncSummary};
@@ -125,30 +125,24 @@ export interface EngineStatus {
 export type PosSyncEvent = "change" | "sync" | "syncerror" | "conflict";
 "#;
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// `PosSync.open`'s options (see `OpenOptions` above; read by [`read::open_options`](super::read::open_options)).
 pub(crate) struct OpenOptions {
     pub(crate) store_id: StoreId,
-    #[serde(default)]
     pub(crate) hub_url: String,
     pub(crate) db_name: Option<String>,
     pub(crate) batch_size: Option<usize>,
     pub(crate) pull_limit: Option<u32>,
     pub(crate) sync_interval_ms: Option<u32>,
-    #[serde(default)]
     pub(crate) cached_collections: Vec<String>,
-    #[serde(default)]
     pub(crate) priorities: BTreeMap<String, i32>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An operation the page queues (see `NewOperation` above; read by [`read::new_operation`](super::read::new_operation)).
 pub(crate) struct JsNewOperation {
     pub(crate) id: Option<uuid::Uuid>,
     pub(crate) coleccion: String,
     pub(crate) objeto_id: String,
     pub(crate) operacion: OpKind,
-    #[serde(default)]
     pub(crate) datos: Option<Fields>,
     pub(crate) version_base: Option<u64>,
     pub(crate) prioridad: Option<i32>,
@@ -208,9 +202,4 @@ pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
 /// An engine report (status, summary, conflict) as a JS object.
 pub(crate) fn report<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
     super::convert::to_object(value).map_err(|e| js_error("PosSyncProtocolError", &e))
-}
-
-/// Reads a JS value as `T` (through JSON, so `deny_unknown_fields` sees every key).
-pub(crate) fn from_js<T: serde::de::DeserializeOwned>(value: JsValue) -> Result<T, String> {
-    super::convert::from_js_json(&value)
 }

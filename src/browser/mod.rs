@@ -7,6 +7,7 @@ pub mod env;
 pub mod http;
 pub mod idb;
 pub mod js;
+pub mod read;
 
 pub use api::PosSync;
 pub use idb::IdbStore;

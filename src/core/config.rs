@@ -74,6 +74,19 @@ pub struct SyncSettings {
     pub resync: u64,
 }
 
+impl Default for SyncSettings {
+    /// What an engine obeys for a store whose configuration says nothing.
+    fn default() -> Self {
+        SyncSettings {
+            intervalo_ms: defaults::interval(),
+            prioridades: BTreeMap::new(),
+            tamano_lote: defaults::batch(),
+            colecciones_cache: defaults::cached(),
+            resync: 0,
+        }
+    }
+}
+
 impl From<&StoreConfig> for SyncSettings {
     fn from(c: &StoreConfig) -> Self {
         SyncSettings {
