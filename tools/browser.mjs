@@ -74,7 +74,8 @@ export async function detachedPage(pageUrl, { timeoutMs = 600_000 } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'pos-sync-chromium-'));
   const url = new URL(pageUrl);
   url.searchParams.set('collector', collector);
-  const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, url.toString()], { stdio: 'ignore' });
+  // A process group of its own, so closing ends the browser's helper processes too.
+  const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, url.toString()], { stdio: 'ignore', detached: true });
   let exited = null;
   child.once('exit', (code) => {
     exited = code;
@@ -101,12 +102,13 @@ export async function detachedPage(pageUrl, { timeoutMs = 600_000 } = {}) {
     for (const res of waiting.splice(0)) res.end(JSON.stringify({ fn: null }));
     if (exited === null) {
       const gone = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
+      process.kill(-child.pid, 'SIGTERM');
       await gone;
     }
     server.closeAllConnections?.();
     await new Promise((resolve) => server.close(resolve));
-    rmSync(profile, { recursive: true, force: true });
+    // A helper process may still be writing its last files for a moment.
+    rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   }
 
   return { call, close };

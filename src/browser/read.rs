@@ -40,6 +40,12 @@ pub type Result<T> = std::result::Result<T, String>;
 /// A JS object whose fields are read by name.
 struct Obj<'a>(&'a JsValue);
 
+thread_local! {
+    /// The field names read so far, each made a JS string once rather than once per record
+    /// (a queue read back takes the same seventeen names from ten thousand operations).
+    static NAMES: std::cell::RefCell<Vec<(&'static str, JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl<'a> Obj<'a> {
     /// `value` as an object, or an error naming `what` it should have been.
     fn new(value: &'a JsValue, what: &str) -> Result<Self> {
@@ -51,45 +57,56 @@ impl<'a> Obj<'a> {
     }
 
     /// The field, `None` when absent (undefined).
-    fn get(&self, key: &str) -> Option<JsValue> {
-        Reflect::get(self.0, &JsValue::from_str(key))
+    fn get(&self, key: &'static str) -> Option<JsValue> {
+        NAMES
+            .with(|names| {
+                let mut names = names.borrow_mut();
+                let at = match names.iter().position(|(name, _)| *name == key) {
+                    Some(at) => at,
+                    None => {
+                        names.push((key, JsValue::from_str(key)));
+                        names.len() - 1
+                    }
+                };
+                Reflect::get(self.0, &names[at].1)
+            })
             .ok()
             .filter(|v| !v.is_undefined())
     }
 
     /// A required field.
-    fn req(&self, key: &str) -> Result<JsValue> {
+    fn req(&self, key: &'static str) -> Result<JsValue> {
         self.get(key)
             .ok_or_else(|| format!("missing field `{key}`"))
     }
 
     /// An optional field: absent and `null` are both `None`.
-    fn opt(&self, key: &str) -> Option<JsValue> {
+    fn opt(&self, key: &'static str) -> Option<JsValue> {
         self.get(key).filter(|v| !v.is_null())
     }
 
-    fn string(&self, key: &str) -> Result<String> {
+    fn string(&self, key: &'static str) -> Result<String> {
         string(&self.req(key)?, key)
     }
 
-    fn opt_string(&self, key: &str) -> Result<Option<String>> {
+    fn opt_string(&self, key: &'static str) -> Result<Option<String>> {
         self.opt(key).map(|v| string(&v, key)).transpose()
     }
 
-    fn uint(&self, key: &str, max: u64) -> Result<u64> {
+    fn uint(&self, key: &'static str, max: u64) -> Result<u64> {
         uint(&self.req(key)?, key, max)
     }
 
-    fn opt_uint(&self, key: &str, max: u64) -> Result<Option<u64>> {
+    fn opt_uint(&self, key: &'static str, max: u64) -> Result<Option<u64>> {
         self.opt(key).map(|v| uint(&v, key, max)).transpose()
     }
 
     /// An integer field that defaults to `default` when absent.
-    fn uint_or(&self, key: &str, max: u64, default: u64) -> Result<u64> {
+    fn uint_or(&self, key: &'static str, max: u64, default: u64) -> Result<u64> {
         self.get(key).map_or(Ok(default), |v| uint(&v, key, max))
     }
 
-    fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
+    fn bool_or(&self, key: &'static str, default: bool) -> Result<bool> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v
@@ -99,18 +116,18 @@ impl<'a> Obj<'a> {
     }
 
     /// A JSON object field (an operation's `datos`, a document's fields).
-    fn fields(&self, key: &str) -> Result<Fields> {
+    fn fields(&self, key: &'static str) -> Result<Fields> {
         fields(&self.req(key)?, key)
     }
 
-    fn opt_fields(&self, key: &str) -> Result<Option<Fields>> {
+    fn opt_fields(&self, key: &'static str) -> Result<Option<Fields>> {
         self.opt(key).map(|v| fields(&v, key)).transpose()
     }
 
     /// An array field, each element read by `item`; absent is an empty array when `optional`.
     fn list<T>(
         &self,
-        key: &str,
+        key: &'static str,
         optional: bool,
         item: impl Fn(&JsValue) -> Result<T>,
     ) -> Result<Vec<T>> {
@@ -121,11 +138,11 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn uuid(&self, key: &str) -> Result<uuid::Uuid> {
+    fn uuid(&self, key: &'static str) -> Result<uuid::Uuid> {
         uuid(&self.req(key)?, key)
     }
 
-    fn status_or_pending(&self, key: &str) -> Result<OpStatus> {
+    fn status_or_pending(&self, key: &'static str) -> Result<OpStatus> {
         match self.get(key) {
             None => Ok(OpStatus::Pending),
             Some(v) => {
@@ -135,19 +152,20 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn kind(&self, key: &str) -> Result<OpKind> {
+    fn kind(&self, key: &'static str) -> Result<OpKind> {
         let s = self.string(key)?;
         OpKind::parse(&s).ok_or_else(|| {
             format!("unknown `{key}` {s:?}: expected crear, actualizar, eliminar or incrementar")
         })
     }
 
-    /// Fails on a key not in `known` (the page's inputs: a misspelt option is an error).
+    /// Fails on a key not in `known` (the page's inputs, made plain data first, so every key
+    /// has a value: a misspelt option is an error).
     fn only(&self, known: &[&str]) -> Result<()> {
         let keys = Object::keys(self.0.unchecked_ref::<Object>());
         for key in keys.iter() {
             let key = key.as_string().unwrap_or_default();
-            if !known.contains(&key.as_str()) && self.get(&key).is_some() {
+            if !known.contains(&key.as_str()) {
                 return Err(format!(
                     "unknown field `{key}`, expected one of {}",
                     known.join(", ")
@@ -218,11 +236,12 @@ fn strings(v: &JsValue, key: &str) -> Result<Vec<String>> {
 
 /// An object of whole numbers by name (priorities).
 fn int_map(v: &JsValue, key: &str) -> Result<BTreeMap<String, i32>> {
-    let obj = Obj::new(v, key)?;
+    Obj::new(v, key)?;
     let mut map = BTreeMap::new();
     for name in Object::keys(v.unchecked_ref::<Object>()).iter() {
-        let name = name.as_string().unwrap_or_default();
-        if let Some(n) = obj.get(&name) {
+        let n = Reflect::get(v, &name).unwrap_or(JsValue::UNDEFINED);
+        if !n.is_undefined() {
+            let name = name.as_string().unwrap_or_default();
             let n = int32(&n, &format!("{key}.{name}"))?;
             map.insert(name, n);
         }
@@ -267,13 +286,12 @@ fn json(v: &JsValue, key: &str) -> Result<Value> {
         return list(v, key, |x| json(x, key)).map(Value::Array);
     }
     if v.is_object() {
-        let obj = Obj(v);
         let mut map = Map::new();
         for name in Object::keys(v.unchecked_ref::<Object>()).iter() {
-            let name = name.as_string().unwrap_or_default();
-            if let Some(value) = obj.get(&name) {
+            let value = Reflect::get(v, &name).unwrap_or(JsValue::UNDEFINED);
+            if !value.is_undefined() {
                 let value = json(&value, key)?;
-                map.insert(name, value);
+                map.insert(name.as_string().unwrap_or_default(), value);
             }
         }
         return Ok(Value::Object(map));
