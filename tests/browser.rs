@@ -298,7 +298,7 @@ async fn sync_now_empties_the_queue_against_a_real_hub_exactly_once() {
     let first = rust(wait(engine.sync_now()).await.unwrap());
     assert!(first["pulled"].as_u64().unwrap() >= 1);
     let cached = rust(
-        wait(engine.get("productos".into(), product.clone()))
+        wait(engine.get("productos".into(), product.as_str().into()))
             .await
             .unwrap(),
     );
@@ -316,7 +316,7 @@ async fn sync_now_empties_the_queue_against_a_real_hub_exactly_once() {
         Some(4.0)
     );
     let local = rust(
-        wait(engine.get("productos".into(), product.clone()))
+        wait(engine.get("productos".into(), product.as_str().into()))
             .await
             .unwrap(),
     );
@@ -355,7 +355,7 @@ async fn sync_now_empties_the_queue_against_a_real_hub_exactly_once() {
 
     // The cache now holds the hub's version, and a second sync sends nothing.
     let cached = rust(
-        wait(engine.get("productos".into(), product.clone()))
+        wait(engine.get("productos".into(), product.as_str().into()))
             .await
             .unwrap(),
     );
@@ -420,13 +420,7 @@ async fn a_conflict_opens_and_closes_with_events_and_the_cache_shows_the_resolut
                 .push(serde_wasm_bindgen::from_value(e.detail()).unwrap());
         });
     engine
-        .add_event_listener(
-            "conflict".into(),
-            listener
-                .as_ref()
-                .unchecked_ref::<js_sys::Function>()
-                .clone(),
-        )
+        .add_event_listener("conflict".into(), listener.as_ref().clone())
         .unwrap();
     wait(engine.sync_now()).await.unwrap();
 
@@ -468,7 +462,7 @@ async fn a_conflict_opens_and_closes_with_events_and_the_cache_shows_the_resolut
     assert_eq!(events.borrow().len(), 2);
     assert_eq!(events.borrow()[1]["estado"], "resuelto");
     let cached = rust(
-        wait(engine.get("clientes".into(), customer.clone()))
+        wait(engine.get("clientes".into(), customer.as_str().into()))
             .await
             .unwrap(),
     );
@@ -498,14 +492,18 @@ async fn close_releases_the_database_so_it_can_be_deleted_and_later_calls_reject
         error_message(&err)
     );
     // With both connections closed, the deletion completes (it waits forever otherwise).
-    wait(PosSync::delete_database(db.clone())).await.unwrap();
+    wait(PosSync::delete_database(db.as_str().into()))
+        .await
+        .unwrap();
     let again = open(4, &db, "http://127.0.0.1:9").await;
     assert_eq!(
         wait(again.pending_count()).await.unwrap().as_f64(),
         Some(0.0)
     );
     again.close();
-    wait(PosSync::delete_database(db)).await.unwrap();
+    wait(PosSync::delete_database(db.as_str().into()))
+        .await
+        .unwrap();
 }
 
 /// Makes a database as version 1 of the schema left it (the queue one record per operation,

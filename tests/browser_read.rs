@@ -370,7 +370,91 @@ async fn the_pages_inputs_mean_what_they_would_mean_as_json() {
     let count = wait(engine.pending_count()).await.unwrap();
     assert_eq!(count.as_f64(), Some(1.0));
     engine.close();
-    wait(pos_sync::browser::PosSync::delete_database(db))
+    wait(pos_sync::browser::PosSync::delete_database(
+        db.as_str().into(),
+    ))
+    .await
+    .unwrap();
+}
+
+/// The `name` and `message` of a JS error.
+fn named(err: &JsValue) -> (String, String) {
+    let field = |f: &str| {
+        js_sys::Reflect::get(err, &f.into())
+            .unwrap()
+            .as_string()
+            .unwrap_or_default()
+    };
+    (field("name"), field("message"))
+}
+
+#[wasm_bindgen_test]
+async fn arguments_of_the_wrong_type_reject_with_a_named_error_instead_of_trapping() {
+    use pos_sync::browser::PosSync;
+    let db = format!("test-read-args-{}", js_sys::Math::random());
+    let engine = PosSync::connect(js_eval(&format!(
+        "{{ storeId: 4, dbName: {db:?}, hubUrl: 'http://127.0.0.1:9' }}"
+    )))
+    .await
+    .unwrap();
+    let not_strings = [
+        JsValue::from(5),
+        JsValue::NULL,
+        JsValue::UNDEFINED,
+        js_eval("{}"),
+    ];
+    for bad in &not_strings {
+        let err = wait(engine.get(bad.clone(), "x".into())).await.unwrap_err();
+        assert_eq!(
+            named(&err),
+            (
+                "PosSyncInvalidError".into(),
+                "coleccion must be a string".into()
+            )
+        );
+        let err = wait(engine.get("productos".into(), bad.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(named(&err).1, "objeto_id must be a string");
+        let err = wait(engine.list(bad.clone())).await.unwrap_err();
+        assert_eq!(named(&err).0, "PosSyncInvalidError");
+        let err = wait(PosSync::delete_database(bad.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(named(&err).1, "the database name must be a string");
+        let listener = js_eval("() => {}");
+        let err = engine
+            .add_event_listener(bad.clone(), listener)
+            .unwrap_err();
+        assert_eq!(named(&err).1, "the event must be a string");
+        let err = engine
+            .add_event_listener("change".into(), bad.clone())
+            .unwrap_err();
+        assert_eq!(named(&err).1, "the listener must be a function");
+    }
+    // The engine is unharmed: it still queues and reads.
+    let op = js_eval("{ coleccion: 'ventas', objeto_id: 'v1', operacion: 'crear' }");
+    wait(engine.enqueue(op)).await.unwrap();
+    assert_eq!(
+        wait(engine.pending_count()).await.unwrap().as_f64(),
+        Some(1.0)
+    );
+    assert!(wait(engine.get("ventas".into(), "v1".into()))
+        .await
+        .unwrap()
+        .is_object());
+    engine.close();
+    wait(PosSync::delete_database(db.as_str().into()))
         .await
         .unwrap();
+    // A number past what a JS number holds exactly is refused with the limit that applies.
+    let err = PosSync::connect(js_eval("{ storeId: 2 ** 53 }"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        named(&err).1.contains("from 0 to 9007199254740991"),
+        "{:?}",
+        named(&err)
+    );
 }

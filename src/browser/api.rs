@@ -163,9 +163,12 @@ impl PosSync {
 
     /// Deletes a database and everything queued in it. The engine on it must be closed first.
     #[wasm_bindgen(js_name = deleteDatabase, unchecked_return_type = "Promise<void>")]
-    pub fn delete_database(name: String) -> Promise {
+    pub fn delete_database(
+        #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
+    ) -> Promise {
+        let name = text(&name, "the database name");
         future_to_promise(async move {
-            IdbStore::delete(&name)
+            IdbStore::delete(&name?)
                 .await
                 .map_err(|e| engine_error(e.into()))?;
             Ok(JsValue::UNDEFINED)
@@ -268,9 +271,16 @@ impl PosSync {
     /// A document from the offline cache, with this store's pending operations applied;
     /// `undefined` when unknown or deleted.
     #[wasm_bindgen(unchecked_return_type = "Promise<CachedDocument | undefined>")]
-    pub fn get(&self, coleccion: String, objeto_id: String) -> Promise {
+    pub fn get(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] coleccion: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string")] objeto_id: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
+        let key =
+            text(&coleccion, "coleccion").and_then(|c| Ok((c, text(&objeto_id, "objeto_id")?)));
         future_to_promise(async move {
+            let (coleccion, objeto_id) = key?;
             match inner
                 .engine
                 .get(&coleccion, &objeto_id)
@@ -292,10 +302,14 @@ impl PosSync {
 
     /// Every live document of a collection from the offline cache, by id.
     #[wasm_bindgen(unchecked_return_type = "Promise<CachedDocument[]>")]
-    pub fn list(&self, coleccion: String) -> Promise {
+    pub fn list(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] coleccion: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
+        let coleccion = text(&coleccion, "coleccion");
         future_to_promise(async move {
-            to_js(&inner.engine.list(&coleccion).await.map_err(engine_error)?)
+            to_js(&inner.engine.list(&coleccion?).await.map_err(engine_error)?)
         })
     }
 
@@ -303,9 +317,13 @@ impl PosSync {
     #[wasm_bindgen(js_name = addEventListener)]
     pub fn add_event_listener(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "PosSyncEvent")] kind: String,
-        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent) => void")] listener: Function,
+        #[wasm_bindgen(unchecked_param_type = "PosSyncEvent")] kind: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent) => void")] listener: JsValue,
     ) -> Result<(), JsValue> {
+        let kind = text(&kind, "the event")?;
+        let listener: Function = listener
+            .dyn_into()
+            .map_err(|_| invalid("the listener must be a function".into()))?;
         if !matches!(kind.as_str(), "change" | "sync" | "syncerror" | "conflict") {
             return Err(invalid(format!(
                 "unknown event {kind:?}: use change, sync, syncerror or conflict"
@@ -326,9 +344,13 @@ impl PosSync {
     #[wasm_bindgen(js_name = removeEventListener)]
     pub fn remove_event_listener(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "PosSyncEvent")] kind: String,
-        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent) => void")] listener: Function,
+        #[wasm_bindgen(unchecked_param_type = "PosSyncEvent")] kind: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "(event: CustomEvent) => void")] listener: JsValue,
     ) -> Result<(), JsValue> {
+        let kind = text(&kind, "the event")?;
+        let listener: Function = listener
+            .dyn_into()
+            .map_err(|_| invalid("the listener must be a function".into()))?;
         self.inner
             .events
             .remove_event_listener_with_callback(&kind, &listener)?;
@@ -360,12 +382,6 @@ impl PosSync {
             .db_name
             .clone()
             .unwrap_or_else(|| format!("pos-sync-{}", options.store_id));
-        if options.store_id > crate::core::protocol::MAX_SAFE_INTEGER as u64 {
-            return Err(invalid(format!(
-                "invalid options: storeId must be at most {}",
-                crate::core::protocol::MAX_SAFE_INTEGER
-            )));
-        }
         if db_name.is_empty() {
             return Err(invalid("invalid options: dbName must not be empty".into()));
         }
@@ -419,6 +435,13 @@ impl PosSync {
         }
         Ok(PosSync { inner })
     }
+}
+
+/// A string argument, or a `PosSyncInvalidError` naming `what` (a JS caller can pass anything).
+fn text(value: &JsValue, what: &str) -> Result<String, JsValue> {
+    value
+        .as_string()
+        .ok_or_else(|| invalid(format!("{what} must be a string")))
 }
 
 /// One operation as the page gave it, or an error naming what is wrong with it.

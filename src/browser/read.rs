@@ -183,10 +183,9 @@ fn string(v: &JsValue, key: &str) -> Result<String> {
 
 /// A whole number from 0 to `max` (and at most 2^53 − 1, what a JS number holds exactly).
 fn uint(v: &JsValue, key: &str, max: u64) -> Result<u64> {
+    let max = max.min(MAX_SAFE_INTEGER as u64);
     match v.as_f64() {
-        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= max.min(MAX_SAFE_INTEGER as u64) as f64 => {
-            Ok(n as u64)
-        }
+        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= max as f64 => Ok(n as u64),
         _ => Err(format!("`{key}` must be a whole number from 0 to {max}")),
     }
 }
