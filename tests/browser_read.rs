@@ -458,3 +458,36 @@ async fn arguments_of_the_wrong_type_reject_with_a_named_error_instead_of_trappi
         named(&err)
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_real_hubs_answers_and_error_bodies_are_read_through_the_transport() {
+    use pos_sync::browser::http::FetchTransport;
+    use pos_sync::core::protocol::PushRequest;
+    use pos_sync::core::transport::{Transport, TransportError};
+    let Some(hub) = option_env!("POS_SYNC_TEST_HUB") else {
+        panic!("build the browser tests with POS_SYNC_TEST_HUB set to a running hub (scripts/test.sh does)")
+    };
+    let transport = FetchTransport::new(hub);
+    // A store never configured: the hub's defaults, read from its answer.
+    let settings = transport.config(990_001).await.unwrap();
+    assert_eq!(settings.tamano_lote, 500);
+    // Too many operations: the hub's 413, its code read from the error body.
+    let operations = (0..1001)
+        .map(|i| Operation {
+            store: 1,
+            ..operation(i)
+        })
+        .collect();
+    let request = PushRequest {
+        store: 1,
+        operations,
+        after: None,
+    };
+    match transport.push(&request).await {
+        Err(TransportError::Http {
+            status: 413,
+            body: Some(body),
+        }) => assert_eq!(body.code, "lote_demasiado_grande"),
+        other => panic!("expected the hub's 413 with its code, got {other:?}"),
+    }
+}

@@ -4,7 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use gloo_net::http::Request;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 
 use crate::core::config::SyncSettings;
 use crate::core::model::StoreId;
@@ -35,9 +36,10 @@ impl FetchTransport {
     }
 }
 
-/// One request and its answer's text. Every call of the transport goes through this one
-/// boxed future, so the engine's wasm holds one copy of the fetch machinery, not one per
-/// answer type; the text is then read by the caller's type alone.
+/// One request and its answer, parsed by the browser (`Response.json()`, so the answer's text
+/// never crosses into the wasm). Every call of the transport goes through this one boxed
+/// future, so the engine's wasm holds one copy of the fetch machinery, not one per answer
+/// type; the answer is then read by the caller's reader alone.
 fn exchange(request: Result<Request, gloo_net::Error>) -> Exchange {
     Box::pin(async move {
         if !is_online() {
@@ -48,24 +50,33 @@ fn exchange(request: Result<Request, gloo_net::Error>) -> Exchange {
             .send()
             .await
             .map_err(|e| TransportError::Network(e.to_string()))?;
-        let text = response.text().await;
-        if !response.ok() {
+        let (ok, status) = (response.ok(), response.status());
+        let raw: web_sys::Response = response.into();
+        let body = match raw.json() {
+            Ok(parsing) => JsFuture::from(parsing).await,
+            Err(e) => Err(e),
+        };
+        if !ok {
             return Err(TransportError::Http {
-                status: response.status(),
-                body: text.ok().and_then(|t| read(&t, read::error_body).ok()),
+                status,
+                body: body.ok().and_then(|b| read::error_body(&b).ok()),
             });
         }
-        text.map_err(|e| TransportError::Network(e.to_string()))
+        body.map_err(|e| {
+            if e.is_instance_of::<js_sys::SyntaxError>() {
+                TransportError::Decode("the hub's answer is not JSON".into())
+            } else {
+                TransportError::Network("the hub's answer was cut off".into())
+            }
+        })
     })
 }
 
-type Exchange = Pin<Box<dyn Future<Output = Result<String, TransportError>>>>;
+type Exchange = Pin<Box<dyn Future<Output = Result<JsValue, TransportError>>>>;
 
-/// The answer's text parsed by the browser's `JSON.parse` and read by `reader`.
-fn read<T>(text: &str, reader: fn(&JsValue) -> read::Result<T>) -> Result<T, TransportError> {
-    let value = js_sys::JSON::parse(text)
-        .map_err(|_| TransportError::Decode("the hub's answer is not JSON".into()))?;
-    reader(&value).map_err(TransportError::Decode)
+/// The parsed answer read by `reader`.
+fn read<T>(value: &JsValue, reader: fn(&JsValue) -> read::Result<T>) -> Result<T, TransportError> {
+    reader(value).map_err(TransportError::Decode)
 }
 
 impl Transport for FetchTransport {
