@@ -164,16 +164,7 @@ async fn a_push_chained_to_one_that_failed_here_is_refused_at_once() {
         vec![
             op(10, 3, "clientes", "C8", "crear", json!({}), 0, 990),
             op(11, 3, "clientes", "C9", "crear", json!({}), 0, 991),
-            op(
-                1,
-                3,
-                "clientes",
-                "C1",
-                "crear",
-                json!({"nombre": "Ana"}),
-                0,
-                1_000,
-            ),
+            create_c1(),
         ],
         None,
     );
