@@ -10,8 +10,9 @@
 //! engine's async state machines, were about 45 KB of the 149.6 KB gzipped wasm (measured by
 //! building with them stubbed out), and the same impls over `serde_json::Value` or
 //! serde-wasm-bindgen's walker cost nearly as much (they saved 2.6 KB and 1.5 KB). With these
-//! functions instead the wasm is 119.2 KB, under the 120 KB the engine is held to. The core's types keep their serde impls, which the hub and the tests use;
-//! the browser tests check these readers against what the engine writes and the hub answers.
+//! functions instead the wasm came to 119.2 KB, under the 120 KB the engine is held to. The
+//! core's types keep their serde impls, which the hub and the tests use; the browser tests
+//! check these readers against serde on the same JSON.
 //!
 //! The rules follow serde_json's for the same JSON: a missing field takes its default where
 //! the type has one and is an error where it has none; `null` is absent only for optional
