@@ -4,67 +4,54 @@
 // trap with "memory access out of bounds".)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startHub } from '../../tools/hub-process.mjs';
-import { launchBrowser } from '../../tools/browser.mjs';
+import { withHubAndBrowser } from '../../tools/fixture.mjs';
 
-test('arguments of the wrong type reject with PosSyncInvalidError and the engine keeps working', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pos-sync-args-'));
-  const hub = await startHub({ dbPath: join(dir, 'args.db') });
-  const browser = await launchBrowser();
-  try {
-    const page = await (await browser.newContext()).newPage();
-    const pageErrors = [];
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
-    await page.goto(`${hub.url}/replay.html`);
-    const result = await page.evaluate(async (dbName) => {
-      const { default: init, PosSync } = await import('/pkg/pos_sync.js');
-      await init();
-      const engine = await PosSync.open({ storeId: 8, dbName, hubUrl: '' });
-      const outcome = async (call) => {
-        try {
-          await call();
-          return 'resolved';
-        } catch (e) {
-          return `${e.name}: ${e.message}`;
-        }
-      };
-      const seen = {};
-      for (const [label, bad] of [['number', 5], ['null', null], ['undefined', undefined], ['object', {}], ['bigint', 5n]]) {
-        seen[label] = [
-          await outcome(() => engine.get(bad, 'x')),
-          await outcome(() => engine.get('productos', bad)),
-          await outcome(() => engine.list(bad)),
-          await outcome(() => PosSync.deleteDatabase(bad)),
-          await outcome(() => engine.addEventListener(bad, () => {})),
-          await outcome(() => engine.addEventListener('change', bad)),
-          await outcome(() => engine.removeEventListener(bad, () => {})),
-        ];
+test('arguments of the wrong type reject with PosSyncInvalidError and the engine keeps working', () => withHubAndBrowser('args', async ({ hub, browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  await page.goto(`${hub.url}/replay.html`);
+  const result = await page.evaluate(async (dbName) => {
+    const { default: init, PosSync } = await import('/pkg/pos_sync.js');
+    await init();
+    const engine = await PosSync.open({ storeId: 8, dbName, hubUrl: '' });
+    const outcome = async (call) => {
+      try {
+        await call();
+        return 'resolved';
+      } catch (e) {
+        return `${e.name}: ${e.message}`;
       }
-      await engine.enqueue({ coleccion: 'ventas', objeto_id: 'v1', operacion: 'crear' });
-      const pending = await engine.pendingCount();
-      const own = await engine.get('ventas', 'v1');
-      engine.close();
-      return { seen, pending, own: own?.objeto_id };
-    }, `args-${Date.now()}`);
-    const expected = [
-      'PosSyncInvalidError: coleccion must be a string',
-      'PosSyncInvalidError: objeto_id must be a string',
-      'PosSyncInvalidError: coleccion must be a string',
-      'PosSyncInvalidError: the database name must be a string',
-      'PosSyncInvalidError: the event must be a string',
-      'PosSyncInvalidError: the listener must be a function',
-      'PosSyncInvalidError: the event must be a string',
-    ];
-    for (const [label, outcomes] of Object.entries(result.seen)) assert.deepEqual(outcomes, expected, label);
-    assert.equal(result.pending, 1);
-    assert.equal(result.own, 'v1');
-    assert.deepEqual(pageErrors, []);
-  } finally {
-    await browser.close();
-    await hub.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+    };
+    const seen = {};
+    for (const [label, bad] of [['number', 5], ['null', null], ['undefined', undefined], ['object', {}], ['bigint', 5n]]) {
+      seen[label] = [
+        await outcome(() => engine.get(bad, 'x')),
+        await outcome(() => engine.get('productos', bad)),
+        await outcome(() => engine.list(bad)),
+        await outcome(() => PosSync.deleteDatabase(bad)),
+        await outcome(() => engine.addEventListener(bad, () => {})),
+        await outcome(() => engine.addEventListener('change', bad)),
+        await outcome(() => engine.removeEventListener(bad, () => {})),
+      ];
+    }
+    await engine.enqueue({ coleccion: 'ventas', objeto_id: 'v1', operacion: 'crear' });
+    const pending = await engine.pendingCount();
+    const own = await engine.get('ventas', 'v1');
+    engine.close();
+    return { seen, pending, own: own?.objeto_id };
+  }, `args-${Date.now()}`);
+  const expected = [
+    'PosSyncInvalidError: coleccion must be a string',
+    'PosSyncInvalidError: objeto_id must be a string',
+    'PosSyncInvalidError: coleccion must be a string',
+    'PosSyncInvalidError: the database name must be a string',
+    'PosSyncInvalidError: the event must be a string',
+    'PosSyncInvalidError: the listener must be a function',
+    'PosSyncInvalidError: the event must be a string',
+  ];
+  for (const [label, outcomes] of Object.entries(result.seen)) assert.deepEqual(outcomes, expected, label);
+  assert.equal(result.pending, 1);
+  assert.equal(result.own, 'v1');
+  assert.deepEqual(pageErrors, []);
+}));
