@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { chromium } from 'playwright-core';
+import { endWithThisProcess } from './children.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
@@ -74,8 +75,12 @@ export async function detachedPage(pageUrl, { timeoutMs = 600_000 } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'pos-sync-chromium-'));
   const url = new URL(pageUrl);
   url.searchParams.set('collector', collector);
-  // A process group of its own, so closing ends the browser's helper processes too.
-  const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, url.toString()], { stdio: 'ignore', detached: true });
+  // A process group of its own, so closing ends the browser's helper processes too. Its
+  // temporary files (the profile's singleton socket directory, which a browser ended by a
+  // signal leaves behind) go inside the profile, which close() removes.
+  const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, url.toString()],
+    { stdio: 'ignore', detached: true, env: { ...process.env, TMPDIR: profile } });
+  endWithThisProcess(child, { group: true });
   let exited = null;
   child.once('exit', (code) => {
     exited = code;

@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { endWithThisProcess } from './children.mjs';
 
 /** The hub binary: POS_SYNC_HUB_BIN, else the release build, else the debug build. */
 export function hubBinary() {
@@ -18,6 +19,7 @@ export function hubBinary() {
 export function startHub({ dbPath, www = 'www', pkg = 'pkg', extraArgs = [] }) {
   const args = ['serve', '--db', dbPath, '--addr', '127.0.0.1:0', '--www', www, '--pkg', pkg, ...extraArgs];
   const child = spawn(hubBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } });
+  endWithThisProcess(child);
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   return new Promise((resolve, reject) => {
