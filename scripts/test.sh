@@ -27,7 +27,8 @@ for _ in $(seq 100); do grep -q listening "$tmp/hub.out" 2>/dev/null && break; s
 POS_SYNC_TEST_HUB=$(awk '/listening on/ {print $4}' "$tmp/hub.out")
 [ -n "$POS_SYNC_TEST_HUB" ] || { cat "$tmp/hub.err"; echo "the test hub did not start" >&2; exit 1; }
 export POS_SYNC_TEST_HUB
-cargo test --target wasm32-unknown-unknown --test browser --test browser_read
+# The browser's temporary directories (chromedriver's Chromium leaves some) go in $tmp too.
+TMPDIR="$tmp" cargo test --target wasm32-unknown-unknown --test browser --test browser_read
 
 echo "==> end-to-end tests (the optimised package in headless Chromium)"
 bash scripts/build.sh --engine-only
