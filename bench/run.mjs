@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { tmpdir, cpus } from 'node:os';
 import { startHub } from '../tools/hub-process.mjs';
 import { launchBrowser, detachedPage, chromiumVersion, CHROMIUM } from '../tools/browser.mjs';
+import { removeWithThisProcess } from '../tools/children.mjs';
 
 for (const [file, how] of [['pkg/pos_sync_bg.wasm', 'bash scripts/build.sh'], ['target/release/pos-sync-hub', 'bash scripts/build.sh'],
   ['target/release/examples/hub_load', 'cargo build --release --example hub_load']]) {
@@ -59,6 +60,7 @@ row('size', 'JS glue, gzipped', Math.round(glueGz / 102.4) / 10, 'KB', 'wasm-bin
 
 // ---- Browser ----
 const dir = mkdtempSync(join(tmpdir(), 'pos-sync-bench-'));
+const forgetDir = removeWithThisProcess(dir);
 copyFileSync('node_modules/dexie/dist/dexie.mjs', 'www/bench/dexie.mjs');
 execFileSync('node_modules/.bin/esbuild', ['bench/workbox-sw.js', '--bundle', '--format=iife', '--minify',
   '--define:process.env.NODE_ENV="production"', '--outfile=www/bench/workbox-sw.js', '--log-level=warning']);
@@ -171,6 +173,7 @@ try {
   await browser?.close();
   await hub.stop();
   rmSync(dir, { recursive: true, force: true });
+  forgetDir();
   rmSync('www/bench/dexie.mjs', { force: true });
   rmSync('www/bench/workbox-sw.js', { force: true });
 }

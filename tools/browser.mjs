@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { chromium } from 'playwright-core';
-import { endWithThisProcess } from './children.mjs';
+import { endWithThisProcess, removeWithThisProcess } from './children.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
@@ -73,6 +73,7 @@ export async function detachedPage(pageUrl, { timeoutMs = 600_000 } = {}) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const collector = `http://127.0.0.1:${server.address().port}`;
   const profile = mkdtempSync(join(tmpdir(), 'pos-sync-chromium-'));
+  const forgetProfile = removeWithThisProcess(profile);
   const url = new URL(pageUrl);
   url.searchParams.set('collector', collector);
   // A process group of its own, so closing ends the browser's helper processes too. Its
@@ -114,6 +115,7 @@ export async function detachedPage(pageUrl, { timeoutMs = 600_000 } = {}) {
     await new Promise((resolve) => server.close(resolve));
     // A helper process may still be writing its last files for a moment.
     rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+    forgetProfile();
   }
 
   return { call, close };

@@ -1,21 +1,53 @@
-// Child processes that must not outlive the script that started them: a benchmark or a test
-// stopped by Ctrl-C, by a timeout's SIGTERM, or by an uncaught error ends them too. (A
-// Chromium started in a process group of its own, as `detachedPage` starts it, would
-// otherwise keep running after Ctrl-C, and a hub after a SIGTERM sent to node alone.)
+// Child processes and temporary directories that must not outlive the script that made them:
+// a benchmark or a test stopped by Ctrl-C, by a timeout's SIGTERM, or by an uncaught error
+// ends its children and removes its directories too. (A Chromium started in a process group
+// of its own, as `detachedPage` starts it, would otherwise keep running after Ctrl-C, a hub
+// after a SIGTERM sent to node alone, and a benchmark's browser profile, tens of megabytes,
+// would stay behind.)
+import { rmSync } from 'node:fs';
 
-/** pid → whether it leads a process group of its own. */
+/** Running children → whether each leads a process group of its own. */
 const live = new Map();
+/** Directories to remove when this process ends early. */
+const dirs = new Set();
 let installed = false;
 
-function endAll() {
-  for (const [pid, group] of live) {
+function signalAll(signal) {
+  for (const [child, group] of live) {
     try {
-      process.kill(group ? -pid : pid, 'SIGTERM');
+      process.kill(group ? -child.pid : child.pid, signal);
     } catch {
       // Already gone.
     }
   }
-  live.clear();
+}
+
+function removeDirs() {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  dirs.clear();
+}
+
+function install() {
+  if (installed) return;
+  installed = true;
+  // An exit (an uncaught error, or process.exit) cannot wait: children are asked to end and
+  // the directories removed at once.
+  process.on('exit', () => {
+    signalAll('SIGTERM');
+    removeDirs();
+  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.once(signal, async () => {
+      // Children get up to 3 s to end (a browser writes its last files), then are killed;
+      // then the directories go, and the signal does what it does by default.
+      const ended = [...live.keys()].map((child) => new Promise((resolve) => child.once('exit', resolve)));
+      signalAll('SIGTERM');
+      await Promise.race([Promise.all(ended), new Promise((resolve) => setTimeout(resolve, 3000))]);
+      signalAll('SIGKILL');
+      removeDirs();
+      process.kill(process.pid, signal);
+    });
+  }
 }
 
 /**
@@ -23,17 +55,17 @@ function endAll() {
  * exits or is stopped by SIGINT, SIGTERM or SIGHUP while the child still runs.
  */
 export function endWithThisProcess(child, { group = false } = {}) {
-  if (!installed) {
-    installed = true;
-    process.on('exit', endAll);
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-      process.once(signal, () => {
-        endAll();
-        // The listener is gone: the signal now does what it does by default.
-        process.kill(process.pid, signal);
-      });
-    }
-  }
-  live.set(child.pid, group);
-  child.once('exit', () => live.delete(child.pid));
+  install();
+  live.set(child, group);
+  child.once('exit', () => live.delete(child));
+}
+
+/**
+ * Removes `dir` if this process exits or is stopped by a signal before the returned function
+ * is called (call it once the directory is removed in the normal way).
+ */
+export function removeWithThisProcess(dir) {
+  install();
+  dirs.add(dir);
+  return () => dirs.delete(dir);
 }

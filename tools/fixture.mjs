@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHub } from './hub-process.mjs';
 import { launchBrowser } from './browser.mjs';
+import { removeWithThisProcess } from './children.mjs';
 
 /**
  * Runs `body({ hub, browser, dir })` with a hub serving www/ and pkg/ on a new database in a
@@ -13,6 +14,7 @@ import { launchBrowser } from './browser.mjs';
  */
 export async function withHubAndBrowser(name, body) {
   const dir = mkdtempSync(join(tmpdir(), `pos-sync-${name}-`));
+  const forgetDir = removeWithThisProcess(dir);
   let hub;
   let browser;
   try {
@@ -23,5 +25,6 @@ export async function withHubAndBrowser(name, body) {
     await browser?.close();
     await hub?.stop();
     rmSync(dir, { recursive: true, force: true });
+    forgetDir();
   }
 }
