@@ -8,17 +8,17 @@
 // generator in examples/hub_load.rs over real HTTP on loopback. The browser rows run in a
 // Chromium with no automation client attached (tools/browser.mjs, detachedPage), as a till
 // runs, each group of rows in a fresh one; one drain row is repeated under playwright for
-// reference. Every figure states its
-// conditions. Comparisons run side by side in the same run and are given as ratios; targets
-// are from the benchmarks issue, and a missed one says so.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// reference. Every figure states its conditions. Comparisons run side by side in the same
+// run and are given as ratios; targets are from the benchmarks issue, and a missed one says
+// so.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { tmpdir, cpus } from 'node:os';
+import { cpus } from 'node:os';
 import { startHub } from '../tools/hub-process.mjs';
 import { launchBrowser, detachedPage, chromiumVersion, CHROMIUM } from '../tools/browser.mjs';
-import { removeWithThisProcess } from '../tools/children.mjs';
+import { tempDir } from '../tools/children.mjs';
 
 for (const [file, how] of [['pkg/pos_sync_bg.wasm', 'bash scripts/build.sh'], ['target/release/pos-sync-hub', 'bash scripts/build.sh'],
   ['target/release/examples/hub_load', 'cargo build --release --example hub_load']]) {
@@ -59,12 +59,11 @@ row('size', 'release wasm, gzipped', Math.round(wasmGz / 102.4) / 10, 'KB', 'opt
 row('size', 'JS glue, gzipped', Math.round(glueGz / 102.4) / 10, 'KB', 'wasm-bindgen --target web, gzip -9');
 
 // ---- Browser ----
-const dir = mkdtempSync(join(tmpdir(), 'pos-sync-bench-'));
-const forgetDir = removeWithThisProcess(dir);
+const dir = tempDir('pos-sync-bench-');
 copyFileSync('node_modules/dexie/dist/dexie.mjs', 'www/bench/dexie.mjs');
 execFileSync('node_modules/.bin/esbuild', ['bench/workbox-sw.js', '--bundle', '--format=iife', '--minify',
   '--define:process.env.NODE_ENV="production"', '--outfile=www/bench/workbox-sw.js', '--log-level=warning']);
-const hub = await startHub({ dbPath: join(dir, 'bench.db') });
+const hub = await startHub({ dbPath: join(dir.path, 'bench.db') });
 let browser;
 let detached;
 try {
@@ -172,8 +171,7 @@ try {
   await detached?.close();
   await browser?.close();
   await hub.stop();
-  rmSync(dir, { recursive: true, force: true });
-  forgetDir();
+  dir.remove();
   rmSync('www/bench/dexie.mjs', { force: true });
   rmSync('www/bench/workbox-sw.js', { force: true });
 }

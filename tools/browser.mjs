@@ -3,11 +3,8 @@
 // benchmarks (see `detachedPage`).
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { chromium } from 'playwright-core';
-import { endWithThisProcess, removeWithThisProcess } from './children.mjs';
+import { endWithThisProcess, tempDir } from './children.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
@@ -72,15 +69,14 @@ export async function detachedPage(pageUrl, { timeoutMs = 600_000 } = {}) {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const collector = `http://127.0.0.1:${server.address().port}`;
-  const profile = mkdtempSync(join(tmpdir(), 'pos-sync-chromium-'));
-  const forgetProfile = removeWithThisProcess(profile);
+  const profile = tempDir('pos-sync-chromium-');
   const url = new URL(pageUrl);
   url.searchParams.set('collector', collector);
   // A process group of its own, so closing ends the browser's helper processes too. Its
   // temporary files (the profile's singleton socket directory, which a browser ended by a
   // signal leaves behind) go inside the profile, which close() removes.
-  const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile}`, url.toString()],
-    { stdio: 'ignore', detached: true, env: { ...process.env, TMPDIR: profile } });
+  const child = spawn(CHROMIUM, [...FLAGS, `--user-data-dir=${profile.path}`, url.toString()],
+    { stdio: 'ignore', detached: true, env: { ...process.env, TMPDIR: profile.path } });
   endWithThisProcess(child, { group: true });
   let exited = null;
   child.once('exit', (code) => {
@@ -113,9 +109,7 @@ export async function detachedPage(pageUrl, { timeoutMs = 600_000 } = {}) {
     }
     server.closeAllConnections?.();
     await new Promise((resolve) => server.close(resolve));
-    // A helper process may still be writing its last files for a moment.
-    rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
-    forgetProfile();
+    profile.remove();
   }
 
   return { call, close };

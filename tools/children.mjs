@@ -4,7 +4,9 @@
 // of its own, as `detachedPage` starts it, would otherwise keep running after Ctrl-C, a hub
 // after a SIGTERM sent to node alone, and a benchmark's browser profile, tens of megabytes,
 // would stay behind.)
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Running children → whether each leads a process group of its own. */
 const live = new Map();
@@ -22,8 +24,13 @@ function signalAll(signal) {
   }
 }
 
+/** Removes a directory; a child that just ended may still be writing its last files there. */
+function removeDir(path) {
+  rmSync(path, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+}
+
 function removeDirs() {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  for (const dir of dirs) removeDir(dir);
   dirs.clear();
 }
 
@@ -61,11 +68,19 @@ export function endWithThisProcess(child, { group = false } = {}) {
 }
 
 /**
- * Removes `dir` if this process exits or is stopped by a signal before the returned function
- * is called (call it once the directory is removed in the normal way).
+ * A new temporary directory, `{prefix}` and a random suffix in the system's temporary
+ * directory: `{ path, remove() }`. It is removed by `remove()`, or, should this process exit
+ * or be stopped by a signal first, on its way out.
  */
-export function removeWithThisProcess(dir) {
+export function tempDir(prefix) {
   install();
-  dirs.add(dir);
-  return () => dirs.delete(dir);
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  dirs.add(path);
+  return {
+    path,
+    remove() {
+      removeDir(path);
+      dirs.delete(path);
+    },
+  };
 }

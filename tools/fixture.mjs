@@ -1,10 +1,8 @@
 // The setup the browser tests share: a hub on a fresh database and a headless Chromium.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHub } from './hub-process.mjs';
 import { launchBrowser } from './browser.mjs';
-import { removeWithThisProcess } from './children.mjs';
+import { tempDir } from './children.mjs';
 
 /**
  * Runs `body({ hub, browser, dir })` with a hub serving www/ and pkg/ on a new database in a
@@ -13,18 +11,16 @@ import { removeWithThisProcess } from './children.mjs';
  * Resolves with what `body` resolves with.
  */
 export async function withHubAndBrowser(name, body) {
-  const dir = mkdtempSync(join(tmpdir(), `pos-sync-${name}-`));
-  const forgetDir = removeWithThisProcess(dir);
+  const dir = tempDir(`pos-sync-${name}-`);
   let hub;
   let browser;
   try {
-    hub = await startHub({ dbPath: join(dir, `${name}.db`) });
+    hub = await startHub({ dbPath: join(dir.path, `${name}.db`) });
     browser = await launchBrowser();
-    return await body({ hub, browser, dir });
+    return await body({ hub, browser, dir: dir.path });
   } finally {
     await browser?.close();
     await hub?.stop();
-    rmSync(dir, { recursive: true, force: true });
-    forgetDir();
+    dir.remove();
   }
 }
