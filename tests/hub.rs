@@ -567,13 +567,13 @@ async fn the_server_shuts_down_gracefully_on_a_real_socket() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(
-        listener,
-        app(AppState::new(db), &HubOptions::default()),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let state = AppState::new(db);
+    // Kept to close the database before its directory is removed: a pool dropped with the
+    // server closes its connections in the background, writing as it goes.
+    let db = state.db.clone();
+    let server = tokio::spawn(run(listener, app(state, &HubOptions::default()), async {
+        let _ = stopped.await;
+    }));
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream
@@ -590,6 +590,7 @@ async fn the_server_shuts_down_gracefully_on_a_real_socket() {
         .unwrap()
         .unwrap();
     assert!(path.exists());
+    db.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -599,10 +600,9 @@ async fn a_database_file_deleted_under_the_hub_fails_writes_and_health_instead_o
     let dir = std::env::temp_dir().join(format!("pos-sync-deleted-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("hub.db");
-    let router = app(
-        AppState::new(Db::open(&path).await.unwrap()),
-        &HubOptions::default(),
-    );
+    let state = AppState::new(Db::open(&path).await.unwrap());
+    let db = state.db.clone();
+    let router = app(state, &HubOptions::default());
     push(
         &router,
         0,
@@ -630,6 +630,7 @@ async fn a_database_file_deleted_under_the_hub_fails_writes_and_health_instead_o
     std::fs::write(&path, b"").unwrap();
     let (status, _) = call(&router, "POST", PUSH, Some(&body)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    db.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

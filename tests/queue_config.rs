@@ -183,8 +183,10 @@ async fn the_sincronizar_command_processes_the_queue_and_orders_full_resyncs() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("hub.db");
     {
-        let db = pos_sync::hub::Db::open(&path).await.unwrap();
-        let router = pos_sync::hub::app(pos_sync::hub::AppState::new(db), &Default::default());
+        let state = pos_sync::hub::AppState::new(pos_sync::hub::Db::open(&path).await.unwrap());
+        // Closed before the command opens the file, and before its directory is removed.
+        let db = state.db.clone();
+        let router = pos_sync::hub::app(state, &Default::default());
         push(
             &router,
             1,
@@ -200,6 +202,7 @@ async fn the_sincronizar_command_processes_the_queue_and_orders_full_resyncs() {
             )],
         )
         .await;
+        db.close().await;
     }
     let bin = env!("CARGO_BIN_EXE_pos-sync-hub");
     let out = std::process::Command::new(bin)
@@ -401,10 +404,10 @@ async fn sincronizar_waits_for_a_busy_hub_instead_of_failing() {
     let dir = std::env::temp_dir().join(format!("pos-sync-busy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("hub.db");
-    let router = pos_sync::hub::app(
-        pos_sync::hub::AppState::new(pos_sync::hub::Db::open(&path).await.unwrap()),
-        &Default::default(),
-    );
+    let state = pos_sync::hub::AppState::new(pos_sync::hub::Db::open(&path).await.unwrap());
+    // Closed before its directory is removed.
+    let db = state.db.clone();
+    let router = pos_sync::hub::app(state, &Default::default());
     push(
         &router,
         0,
@@ -465,6 +468,7 @@ async fn sincronizar_waits_for_a_busy_hub_instead_of_failing() {
         doc(&router, "productos", "P").await["datos"]["stock"],
         1_000_000 - 2000
     );
+    db.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
