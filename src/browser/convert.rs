@@ -20,13 +20,12 @@ pub fn to_js<T: Serialize>(value: &T) -> Result<JsValue, String> {
 /// functions dropped, dates as their ISO text, and so on. The page's inputs go through it
 /// before they are read (see [`read`](super::read)), so they mean what they would mean as JSON.
 pub fn plain(value: &JsValue) -> Result<JsValue, String> {
-    let text = js_sys::JSON::stringify(value)
-        .map_err(|_| "the value cannot be written as JSON".to_owned())?;
-    if text.is_undefined() {
+    let plain =
+        super::glue::plain(value).map_err(|_| "the value cannot be written as JSON".to_owned())?;
+    if plain.is_undefined() {
         return Err("expected an object, got undefined".to_owned());
     }
-    js_sys::JSON::parse(&String::from(text))
-        .map_err(|_| "the value cannot be written as JSON".to_owned())
+    Ok(plain)
 }
 
 /// A small Rust value (a status, a summary, an event) as a plain JS object, built in place;

@@ -42,7 +42,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{IdbDatabase, IdbObjectStore, IdbRequest, IdbTransaction, IdbTransactionMode};
 
-use super::{convert, read};
+use super::{convert, glue, read};
 use crate::core::clock::Hlc;
 use crate::core::model::{DocKey, Document, OpStatus, Operation, StoreId};
 use crate::core::protocol::Change;
@@ -104,45 +104,17 @@ const PAGE_SPAN: u64 = 4096;
 const PAGE_OPS: usize = 100;
 
 /// A page record for `ops`, at `places` (each operation's place in the page); `n` is absent
-/// on a page about to be added (IndexedDB gives it). Built field by field: only the
-/// operations cross as JSON.
+/// on a page about to be added (IndexedDB gives it). The operations and their places cross
+/// as one JSON text; the index keys are taken from them in JS ([`glue::queue_page`]).
 fn page_record(
     n: Option<u64>,
     ops: &[Operation],
     places: impl Iterator<Item = u64>,
 ) -> Result<JsValue, StoreError> {
-    let strings = |f: &dyn Fn(&Operation) -> Option<String>| {
-        ops.iter()
-            .filter_map(f)
-            .map(|s| JsValue::from_str(&s))
-            .collect::<js_sys::Array>()
-    };
-    let record = js_sys::Object::new();
-    let fields = [
-        ("ops", encode(&ops)?),
-        (
-            "lugares",
-            places
-                .map(|p| JsValue::from_f64(p as f64))
-                .collect::<js_sys::Array>()
-                .into(),
-        ),
-        ("ids", strings(&|o| Some(o.id.to_string())).into()),
-        ("claves", strings(&|o| Some(o.doc_key().joined())).into()),
-        (
-            "retenidas",
-            strings(&|o| (o.status != OpStatus::Pending).then(|| o.id.to_string())).into(),
-        ),
-    ];
-    for (name, value) in n
-        .map(|n| ("n", JsValue::from_f64(n as f64)))
-        .into_iter()
-        .chain(fields)
-    {
-        Reflect::set(&record, &name.into(), &value)
-            .map_err(|_| StoreError::Backend("could not build a queue page".into()))?;
-    }
-    Ok(record.into())
+    let places: Vec<u64> = places.collect();
+    let text = serde_json::to_string(&(ops, places))
+        .map_err(|e| StoreError::Backend(format!("could not encode a record: {e}")))?;
+    Ok(glue::queue_page(&text, n.map(|n| n as f64)))
 }
 
 /// A page's key and its operations, each with its sequence number.
@@ -323,12 +295,6 @@ fn on_document(pages: &JsValue, key: &str) -> Result<Vec<Operation>, StoreError>
     let mut ops = read_pages(pages)?;
     ops.retain(|o| o.doc_key().joined() == key);
     Ok(ops)
-}
-
-/// A value as a JS object, through its JSON text.
-fn encode<T: Serialize>(value: &T) -> Result<JsValue, StoreError> {
-    convert::to_js(value)
-        .map_err(|e| StoreError::Backend(format!("could not encode a record: {e}")))
 }
 
 /// A failure of rexie (opening, upgrading or deleting the database); a full quota is told

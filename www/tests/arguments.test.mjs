@@ -55,3 +55,49 @@ test('arguments of the wrong type reject with PosSyncInvalidError and the engine
   assert.equal(result.own, 'v1');
   assert.deepEqual(pageErrors, []);
 }));
+
+test('an operation JSON cannot write rejects naming why, queues nothing, and one it can is taken as JSON reads it', () => withHubAndBrowser('plain', async ({ hub, browser }) => {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${hub.url}/replay.html`);
+  const result = await page.evaluate(async (dbName) => {
+    const { default: init, PosSync } = await import('/pkg/pos_sync.js');
+    await init();
+    const engine = await PosSync.open({ storeId: 8, dbName, hubUrl: '' });
+    const outcome = async (call) => {
+      try {
+        await call();
+        return 'resolved';
+      } catch (e) {
+        return `${e.name}: ${e.message}`;
+      }
+    };
+    const sale = (datos) => ({ coleccion: 'ventas', objeto_id: 'v1', operacion: 'crear', datos });
+    const cyclic = { cantidad: 1 };
+    cyclic.self = cyclic;
+    const seen = [
+      await outcome(() => engine.enqueue(undefined)),
+      await outcome(() => engine.enqueue(() => 1)),
+      await outcome(() => engine.enqueue(sale({ importe: 5n }))),
+      await outcome(() => engine.enqueue(sale(cyclic))),
+      await outcome(() => engine.enqueueMany([sale({ cantidad: 1 }), sale(cyclic)])),
+    ];
+    const before = await engine.pendingCount();
+    // JSON's reading: a Date as its ISO text, undefined members and functions left out.
+    const queued = await engine.enqueue(sale({ fecha: new Date(Date.UTC(2026, 11, 4)), nota: undefined, f: () => 1, cantidad: 2 }));
+    const own = await engine.get('ventas', 'v1');
+    const after = await engine.pendingCount();
+    engine.close();
+    return { seen, before, after, queued: queued.datos, own: own?.datos };
+  }, `plain-${Date.now()}`);
+  assert.deepEqual(result.seen, [
+    'PosSyncInvalidError: invalid operation: expected an object, got undefined',
+    'PosSyncInvalidError: invalid operation: expected an object, got undefined',
+    'PosSyncInvalidError: invalid operation: the value cannot be written as JSON',
+    'PosSyncInvalidError: invalid operation: the value cannot be written as JSON',
+    'PosSyncInvalidError: invalid operation: the value cannot be written as JSON',
+  ]);
+  assert.equal(result.before, 0);
+  assert.equal(result.after, 1);
+  assert.deepEqual(result.queued, { fecha: '2026-12-04T00:00:00.000Z', cantidad: 2 });
+  assert.deepEqual(result.own, { fecha: '2026-12-04T00:00:00.000Z', cantidad: 2 });
+}));
