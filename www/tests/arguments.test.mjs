@@ -6,16 +6,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { withHubAndBrowser } from '../../tools/fixture.mjs';
 
-test('arguments of the wrong type reject with PosSyncInvalidError and the engine keeps working', () => withHubAndBrowser('args', async ({ hub, browser }) => {
+/**
+ * Runs `body(dbName)` in a fresh page of the hub's origin, where `window.outcome(call)` gives
+ * 'resolved' or the error's `name: message`; resolves with its result and the page's
+ * uncaught errors.
+ */
+async function inPage({ hub, browser }, label, body) {
   const page = await (await browser.newContext()).newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   await page.goto(`${hub.url}/replay.html`);
-  const result = await page.evaluate(async (dbName) => {
-    const { default: init, PosSync } = await import('/pkg/pos_sync.js');
-    await init();
-    const engine = await PosSync.open({ storeId: 8, dbName, hubUrl: '' });
-    const outcome = async (call) => {
+  await page.evaluate(() => {
+    window.outcome = async (call) => {
       try {
         await call();
         return 'resolved';
@@ -23,16 +25,25 @@ test('arguments of the wrong type reject with PosSyncInvalidError and the engine
         return `${e.name}: ${e.message}`;
       }
     };
+  });
+  return { result: await page.evaluate(body, `${label}-${Date.now()}`), pageErrors };
+}
+
+test('arguments of the wrong type reject with PosSyncInvalidError and the engine keeps working', () => withHubAndBrowser('args', async (fixture) => {
+  const { result, pageErrors } = await inPage(fixture, 'args', async (dbName) => {
+    const { default: init, PosSync } = await import('/pkg/pos_sync.js');
+    await init();
+    const engine = await PosSync.open({ storeId: 8, dbName, hubUrl: '' });
     const seen = {};
     for (const [label, bad] of [['number', 5], ['null', null], ['undefined', undefined], ['object', {}], ['bigint', 5n]]) {
       seen[label] = [
-        await outcome(() => engine.get(bad, 'x')),
-        await outcome(() => engine.get('productos', bad)),
-        await outcome(() => engine.list(bad)),
-        await outcome(() => PosSync.deleteDatabase(bad)),
-        await outcome(() => engine.addEventListener(bad, () => {})),
-        await outcome(() => engine.addEventListener('change', bad)),
-        await outcome(() => engine.removeEventListener(bad, () => {})),
+        await window.outcome(() => engine.get(bad, 'x')),
+        await window.outcome(() => engine.get('productos', bad)),
+        await window.outcome(() => engine.list(bad)),
+        await window.outcome(() => PosSync.deleteDatabase(bad)),
+        await window.outcome(() => engine.addEventListener(bad, () => {})),
+        await window.outcome(() => engine.addEventListener('change', bad)),
+        await window.outcome(() => engine.removeEventListener(bad, () => {})),
       ];
     }
     await engine.enqueue({ coleccion: 'ventas', objeto_id: 'v1', operacion: 'crear' });
@@ -40,7 +51,7 @@ test('arguments of the wrong type reject with PosSyncInvalidError and the engine
     const own = await engine.get('ventas', 'v1');
     engine.close();
     return { seen, pending, own: own?.objeto_id };
-  }, `args-${Date.now()}`);
+  });
   const expected = [
     'PosSyncInvalidError: coleccion must be a string',
     'PosSyncInvalidError: objeto_id must be a string',
@@ -56,30 +67,20 @@ test('arguments of the wrong type reject with PosSyncInvalidError and the engine
   assert.deepEqual(pageErrors, []);
 }));
 
-test('an operation JSON cannot write rejects naming why, queues nothing, and one it can is taken as JSON reads it', () => withHubAndBrowser('plain', async ({ hub, browser }) => {
-  const page = await (await browser.newContext()).newPage();
-  await page.goto(`${hub.url}/replay.html`);
-  const result = await page.evaluate(async (dbName) => {
+test('an operation JSON cannot write rejects naming why, queues nothing, and one it can is taken as JSON reads it', () => withHubAndBrowser('plain', async (fixture) => {
+  const { result, pageErrors } = await inPage(fixture, 'plain', async (dbName) => {
     const { default: init, PosSync } = await import('/pkg/pos_sync.js');
     await init();
     const engine = await PosSync.open({ storeId: 8, dbName, hubUrl: '' });
-    const outcome = async (call) => {
-      try {
-        await call();
-        return 'resolved';
-      } catch (e) {
-        return `${e.name}: ${e.message}`;
-      }
-    };
     const sale = (datos) => ({ coleccion: 'ventas', objeto_id: 'v1', operacion: 'crear', datos });
     const cyclic = { cantidad: 1 };
     cyclic.self = cyclic;
     const seen = [
-      await outcome(() => engine.enqueue(undefined)),
-      await outcome(() => engine.enqueue(() => 1)),
-      await outcome(() => engine.enqueue(sale({ importe: 5n }))),
-      await outcome(() => engine.enqueue(sale(cyclic))),
-      await outcome(() => engine.enqueueMany([sale({ cantidad: 1 }), sale(cyclic)])),
+      await window.outcome(() => engine.enqueue(undefined)),
+      await window.outcome(() => engine.enqueue(() => 1)),
+      await window.outcome(() => engine.enqueue(sale({ importe: 5n }))),
+      await window.outcome(() => engine.enqueue(sale(cyclic))),
+      await window.outcome(() => engine.enqueueMany([sale({ cantidad: 1 }), sale(cyclic)])),
     ];
     const before = await engine.pendingCount();
     // JSON's reading: a Date as its ISO text, undefined members and functions left out.
@@ -88,7 +89,7 @@ test('an operation JSON cannot write rejects naming why, queues nothing, and one
     const after = await engine.pendingCount();
     engine.close();
     return { seen, before, after, queued: queued.datos, own: own?.datos };
-  }, `plain-${Date.now()}`);
+  });
   assert.deepEqual(result.seen, [
     'PosSyncInvalidError: invalid operation: expected an object, got undefined',
     'PosSyncInvalidError: invalid operation: expected an object, got undefined',
@@ -100,4 +101,5 @@ test('an operation JSON cannot write rejects naming why, queues nothing, and one
   assert.equal(result.after, 1);
   assert.deepEqual(result.queued, { fecha: '2026-12-04T00:00:00.000Z', cantidad: 2 });
   assert.deepEqual(result.own, { fecha: '2026-12-04T00:00:00.000Z', cantidad: 2 });
+  assert.deepEqual(pageErrors, []);
 }));
