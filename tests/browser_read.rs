@@ -251,6 +251,40 @@ fn documents_read_as_serde_reads_them() {
 }
 
 #[wasm_bindgen_test]
+fn nesting_is_read_to_serdes_limit_and_refused_past_it_without_overrunning_the_stack() {
+    // `levels` objects inside a document's `datos`, as text (a value thousands of levels deep
+    // would overrun the stack of serde's own writer here before the reader saw it).
+    let doc = |levels: usize| {
+        format!(
+            r#"{{"coleccion":"c","objeto_id":"a","version":1,"datos":{{"x":{}1{}}}}}"#,
+            r#"{"a":"#.repeat(levels),
+            "}".repeat(levels)
+        )
+    };
+    let shallow = doc(100);
+    assert!(reference::<Document>(&shallow).is_ok());
+    let read = read::document(&parsed(&shallow)).unwrap();
+    assert_eq!(
+        read.data["x"].to_string(),
+        serde_json::from_str::<Value>(&shallow).unwrap()["datos"]["x"].to_string()
+    );
+    for levels in [200, 20_000] {
+        let deep = doc(levels);
+        assert!(
+            reference::<Document>(&deep).is_err(),
+            "serde refuses {levels} levels"
+        );
+        let err = read::document(&parsed(&deep)).unwrap_err();
+        assert_eq!(
+            err,
+            "`datos` nests objects and arrays more than 128 levels deep"
+        );
+    }
+    // The reader still works after refusing one.
+    assert!(read::document(&parsed(&doc(3))).is_ok());
+}
+
+#[wasm_bindgen_test]
 fn the_hubs_answers_read_as_serde_reads_them() {
     let push = json!({"tienda": 3, "registro": 41, "resultados": [
         {"id": "01900000-0000-7000-8000-000000000001", "estado": "aplicada", "version": 2},

@@ -298,6 +298,32 @@ async fn operations_that_do_not_fit_are_refused_one_by_one_with_a_reason() {
 }
 
 #[tokio::test]
+async fn an_operation_nested_too_deep_is_refused_alone_and_the_rest_of_its_push_applies() {
+    let router = hub().await;
+    // 33 levels counting `datos` itself: one past the limit, far inside what the hub's JSON
+    // reader takes, so the push is read and only that operation is refused.
+    let deep = (0..32).fold(json!(1), |inner, _| json!({ "a": inner }));
+    let answer = push(
+        &router,
+        3,
+        &[
+            op(1, 3, "ventas", "V1", "crear", json!({"a": deep})),
+            op(2, 3, "ventas", "V2", "crear", json!({"cantidad": 1})),
+        ],
+    )
+    .await;
+    let results = &answer["resultados"];
+    assert_eq!(results[0]["estado"], "rechazada");
+    assert_eq!(results[0]["codigo"], "invalida");
+    assert_eq!(
+        results[0]["error"],
+        "datos: nests objects and arrays more than 32 levels deep"
+    );
+    assert_eq!(results[1]["estado"], "aplicada");
+    assert_eq!(count(&router, "estado=aplicada&tienda=3").await, 1);
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_clear_error_and_nothing_is_applied() {
     let router = hub().await;
     // Malformed JSON.

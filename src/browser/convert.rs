@@ -7,7 +7,7 @@
 //! as JS objects in place by serde-wasm-bindgen, absent values as `null`.
 
 use serde::Serialize;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// A Rust value as a plain JS object (or array, string, number...).
 pub fn to_js<T: Serialize>(value: &T) -> Result<JsValue, String> {
@@ -20,8 +20,14 @@ pub fn to_js<T: Serialize>(value: &T) -> Result<JsValue, String> {
 /// functions dropped, dates as their ISO text, and so on. The page's inputs go through it
 /// before they are read (see [`read`](super::read)), so they mean what they would mean as JSON.
 pub fn plain(value: &JsValue) -> Result<JsValue, String> {
-    let plain =
-        super::glue::plain(value).map_err(|_| "the value cannot be written as JSON".to_owned())?;
+    let plain = super::glue::plain(value).map_err(|e| {
+        // JS's own reason (a cycle, a BigInt, a lone surrogate, the page's getter's error).
+        let why = e
+            .dyn_ref::<js_sys::Error>()
+            .map(|e| format!(": {}", String::from(e.message())))
+            .unwrap_or_default();
+        format!("the value cannot be written as JSON{why}")
+    })?;
     if plain.is_undefined() {
         return Err("expected an object, got undefined".to_owned());
     }

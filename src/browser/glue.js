@@ -6,12 +6,23 @@
 /**
  * `value` as plain data, as JSON sees it: `JSON.parse(JSON.stringify(value))`, the text never
  * leaving JS. `undefined` for `undefined`, a function or a symbol; throws where
- * `JSON.stringify` throws (a cycle, a BigInt).
+ * `JSON.stringify` throws (a cycle, a BigInt, a getter that throws), and on a string with a
+ * lone UTF-16 surrogate, which JSON readers refuse (serde_json does) and which the engine's
+ * UTF-8 strings would silently turn into U+FFFD, merging distinct ids.
  */
 export function plain(value) {
   const text = JSON.stringify(value);
-  return text === undefined ? undefined : JSON.parse(text);
+  if (text === undefined) return undefined;
+  if (LONE_SURROGATE.test(text)) {
+    throw new TypeError('a string holds a lone UTF-16 surrogate (half of a character)');
+  }
+  return JSON.parse(text);
 }
+
+// `JSON.stringify` writes a lone surrogate as the escape \udXXX and a well-formed pair as the
+// characters themselves, so such an escape in its output (not itself behind an escaped
+// backslash) is a lone surrogate.
+const LONE_SURROGATE = /(?:^|[^\\])(?:\\\\)*\\ud[89a-f]/;
 
 /**
  * A queue page record from the JSON text `[ops, places]`, with the keys its indexes read:

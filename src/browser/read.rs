@@ -256,9 +256,20 @@ fn fields(v: &JsValue, key: &str) -> Result<Fields> {
     }
 }
 
+/// How deep a value read here may nest objects and arrays: serde_json's own limit. It bounds
+/// the reader's recursion, which shares the wasm's stack (a value thousands of levels deep
+/// overran it and broke the engine until a reload).
+const READ_DEPTH: usize = 128;
+
 /// Any JSON value, as `JSON.stringify` then serde_json would read it: `undefined` members are
-/// left out, whole numbers up to 2^53 − 1 are integers, other finite numbers floats.
+/// left out, whole numbers up to 2^53 − 1 are integers, other finite numbers floats; nesting
+/// past [`READ_DEPTH`] is an error.
 fn json(v: &JsValue, key: &str) -> Result<Value> {
+    json_within(v, key, READ_DEPTH)
+}
+
+/// [`json`], with `levels` of nesting left.
+fn json_within(v: &JsValue, key: &str, levels: usize) -> Result<Value> {
     if v.is_null() || v.is_undefined() {
         return Ok(Value::Null);
     }
@@ -282,15 +293,21 @@ fn json(v: &JsValue, key: &str) -> Result<Value> {
                 .ok_or_else(|| format!("`{key}` holds a number JSON cannot write"))
         };
     }
+    let nested = Array::is_array(v) || v.is_object();
+    if nested && levels == 0 {
+        return Err(format!(
+            "`{key}` nests objects and arrays more than {READ_DEPTH} levels deep"
+        ));
+    }
     if Array::is_array(v) {
-        return list(v, key, |x| json(x, key)).map(Value::Array);
+        return list(v, key, |x| json_within(x, key, levels - 1)).map(Value::Array);
     }
     if v.is_object() {
         let mut map = Map::new();
         for name in Object::keys(v.unchecked_ref::<Object>()).iter() {
             let value = Reflect::get(v, &name).unwrap_or(JsValue::UNDEFINED);
             if !value.is_undefined() {
-                let value = json(&value, key)?;
+                let value = json_within(&value, key, levels - 1)?;
                 map.insert(name.as_string().unwrap_or_default(), value);
             }
         }

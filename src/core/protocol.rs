@@ -23,6 +23,21 @@ pub const PREDECESSOR_MISSING: &str = "predecesor_ausente";
 pub const MAX_COLLECTION_LEN: usize = 64;
 /// The longest document id.
 pub const MAX_DOC_ID_LEN: usize = 256;
+/// How deep an operation's `datos` may nest objects and arrays, `datos` itself being the
+/// first level. A till's data is nearly flat; the bound keeps every request well inside the
+/// 128 levels the hub's JSON reader takes for a whole body, so no operation can make a push
+/// unreadable and hold up the queue behind it.
+pub const MAX_DATA_DEPTH: usize = 32;
+
+/// Whether `value` nests objects or arrays more than `levels` deep (a scalar: 0 levels).
+pub fn nested_deeper(value: &Value, levels: usize) -> bool {
+    let deeper = |v: &Value| nested_deeper(v, levels - 1);
+    match value {
+        Value::Object(map) => levels == 0 || map.values().any(deeper),
+        Value::Array(items) => levels == 0 || items.iter().any(deeper),
+        _ => false,
+    }
+}
 
 /// A batch of operations from one store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -302,6 +317,16 @@ pub fn validate(op: &Operation) -> Result<(), InvalidOperation> {
     if op.doc_id.chars().any(char::is_control) {
         return bad("objeto_id", "must not contain control characters".into());
     }
+    if op
+        .data
+        .values()
+        .any(|v| nested_deeper(v, MAX_DATA_DEPTH - 1))
+    {
+        return bad(
+            "datos",
+            format!("nests objects and arrays more than {MAX_DATA_DEPTH} levels deep"),
+        );
+    }
     match op.kind {
         OpKind::Increment => {
             if op.data.is_empty() {
@@ -364,6 +389,34 @@ mod tests {
         assert_eq!(v["operacion"], "incrementar");
         assert_eq!(v["estado"], "pendiente");
         assert_eq!(v["datos"], json!({"stock": -2}));
+    }
+
+    /// `{"a": {"a": ... 1}}` with `levels` objects, the outermost included.
+    fn nested(levels: usize) -> Value {
+        (0..levels).fold(json!(1), |inner, _| json!({ "a": inner }))
+    }
+
+    #[test]
+    fn datos_may_nest_32_levels_and_no_more() {
+        let nested_data = |levels: usize| match nested(levels) {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        };
+        let mut o = op(OpKind::Create, json!({}));
+        o.data = nested_data(MAX_DATA_DEPTH);
+        assert_eq!(validate(&o), Ok(()));
+        o.data = nested_data(MAX_DATA_DEPTH + 1);
+        let e = validate(&o).unwrap_err();
+        assert_eq!(e.field, "datos");
+        assert_eq!(
+            e.message,
+            "nests objects and arrays more than 32 levels deep"
+        );
+        // Arrays count as objects do; scalars do not.
+        assert!(!nested_deeper(&json!([[1], {"b": [2]}]), 3));
+        assert!(nested_deeper(&json!([[1], {"b": [2]}]), 2));
+        assert!(!nested_deeper(&json!("text"), 0));
+        assert!(nested_deeper(&json!([]), 0));
     }
 
     #[test]

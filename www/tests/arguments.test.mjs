@@ -75,30 +75,59 @@ test('an operation JSON cannot write rejects naming why, queues nothing, and one
     const sale = (datos) => ({ coleccion: 'ventas', objeto_id: 'v1', operacion: 'crear', datos });
     const cyclic = { cantidad: 1 };
     cyclic.self = cyclic;
+    // `levels` objects, `datos` itself the first.
+    const nested = (levels) => Array.from({ length: levels - 1 }).reduce((inner) => ({ a: inner }), { a: 1 });
     const seen = [
       await window.outcome(() => engine.enqueue(undefined)),
       await window.outcome(() => engine.enqueue(() => 1)),
       await window.outcome(() => engine.enqueue(sale({ importe: 5n }))),
       await window.outcome(() => engine.enqueue(sale(cyclic))),
       await window.outcome(() => engine.enqueueMany([sale({ cantidad: 1 }), sale(cyclic)])),
+      await window.outcome(() => engine.enqueue(sale({ getter: 1, get boom() { throw new Error('the page broke'); } }))),
+      // Half a character: JSON readers refuse it, and it would have become U+FFFD.
+      await window.outcome(() => engine.enqueue({ ...sale({}), objeto_id: '\ud800' })),
+      await window.outcome(() => engine.enqueue(sale({ nota: 'a\udc00b' }))),
+      await window.outcome(() => engine.enqueue(sale({ ['k\ud800']: 1 }))),
+      // Nesting: 33 levels is past the engine's limit, and 20,000 past what it reads at all
+      // (it once overran the wasm's stack there and broke the engine until a reload).
+      await window.outcome(() => engine.enqueue(sale(nested(33)))),
+      await window.outcome(() => engine.enqueue(sale(nested(20000)))),
+      await window.outcome(() => engine.enqueueMany([sale({ cantidad: 1 }), sale(nested(5000))])),
     ];
     const before = await engine.pendingCount();
+    // At the limits, and text that only looks like an escape, are taken as they are.
+    const limits = [
+      await engine.enqueue({ ...sale(nested(32)), objeto_id: 'deep' }),
+      await engine.enqueue({ ...sale({ emoji: '😀', texto: '\\ud800' }), objeto_id: 'texto' }),
+    ].map((op) => op.datos);
     // JSON's reading: a Date as its ISO text, undefined members and functions left out.
     const queued = await engine.enqueue(sale({ fecha: new Date(Date.UTC(2026, 11, 4)), nota: undefined, f: () => 1, cantidad: 2 }));
     const own = await engine.get('ventas', 'v1');
     const after = await engine.pendingCount();
     engine.close();
-    return { seen, before, after, queued: queued.datos, own: own?.datos };
+    return { seen, before, after, queued: queued.datos, own: own?.datos, limits, deep: JSON.stringify(limits[0]) === JSON.stringify(nested(32)) };
   });
-  assert.deepEqual(result.seen, [
-    'PosSyncInvalidError: invalid operation: expected an object, got undefined',
-    'PosSyncInvalidError: invalid operation: expected an object, got undefined',
-    'PosSyncInvalidError: invalid operation: the value cannot be written as JSON',
-    'PosSyncInvalidError: invalid operation: the value cannot be written as JSON',
-    'PosSyncInvalidError: invalid operation: the value cannot be written as JSON',
+  const json = 'PosSyncInvalidError: invalid operation: the value cannot be written as JSON';
+  const surrogate = `${json}: a string holds a lone UTF-16 surrogate (half of a character)`;
+  const [notObject, fn, bigint, cycle, cycleInMany, getter, ...rest] = result.seen;
+  assert.equal(notObject, 'PosSyncInvalidError: invalid operation: expected an object, got undefined');
+  assert.equal(fn, notObject);
+  assert.match(bigint, new RegExp(`^${json}: .*BigInt`));
+  assert.match(cycle, new RegExp(`^${json}: .*circular`));
+  assert.match(cycleInMany, new RegExp(`^${json}: .*circular`));
+  assert.equal(getter, `${json}: the page broke`);
+  assert.deepEqual(rest, [
+    surrogate,
+    surrogate,
+    surrogate,
+    'PosSyncInvalidError: invalid operation: datos: nests objects and arrays more than 32 levels deep',
+    'PosSyncInvalidError: invalid operation: `datos` nests objects and arrays more than 128 levels deep',
+    'PosSyncInvalidError: invalid operation: `datos` nests objects and arrays more than 128 levels deep',
   ]);
   assert.equal(result.before, 0);
-  assert.equal(result.after, 1);
+  assert.equal(result.after, 3);
+  assert.equal(result.deep, true);
+  assert.deepEqual(result.limits[1], { emoji: '😀', texto: '\\ud800' });
   assert.deepEqual(result.queued, { fecha: '2026-12-04T00:00:00.000Z', cantidad: 2 });
   assert.deepEqual(result.own, { fecha: '2026-12-04T00:00:00.000Z', cantidad: 2 });
   assert.deepEqual(pageErrors, []);
