@@ -13,7 +13,7 @@
 // reference. Every figure states its conditions. Comparisons run side by side in the same
 // run and are given as ratios; targets are from the benchmarks issue, and a missed one says
 // so.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -31,6 +31,14 @@ try {
   process.exit(2);
 }
 const { quick, out: outDir } = options;
+// The output folder is made first, so a bad one fails before the run, not after it.
+try {
+  if (!outDir) throw new Error('--out needs a folder');
+  mkdirSync(outDir, { recursive: true });
+} catch (e) {
+  console.error(`bench: ${e.message}\nusage: node bench/run.mjs [--quick] [--out DIR]`);
+  process.exit(2);
+}
 // The builds measured: the release ones; a --quick run takes the debug ones where the release
 // ones are missing.
 const build = (release, debug) => (quick && !existsSync(release) && existsSync(debug) ? debug : release);
@@ -68,12 +76,15 @@ async function post(hub, path, body) {
 // `gzip -9`, as the CI size check measures it.
 const gz = (path) => execFileSync('gzip', ['-9', '-c', path]).length;
 const wasmGz = gz('pkg/pos_sync_bg.wasm');
-const glueGz = gz('pkg/pos_sync.js');
+// The JS the package loads: wasm-bindgen's glue and the modules it imports (snippets/).
+const glueFiles = ['pkg/pos_sync.js', ...readdirSync('pkg/snippets', { recursive: true })
+  .filter((f) => f.endsWith('.js')).map((f) => join('pkg/snippets', f))];
+const glueGz = glueFiles.reduce((sum, f) => sum + gz(f), 0);
 const dexieGz = gz('node_modules/dexie/dist/dexie.min.js');
 const BUDGET = 120 * 1024;
 row('size', 'release wasm, gzipped', Math.round(wasmGz / 102.4) / 10, 'KB', 'opt-level z, LTO, std rebuilt for size (build-std, optimize_for_size, panic=immediate-abort), wasm-opt -Oz (npm binaryen), gzip -9',
   { peer: 'Dexie min.js gz, KB', peerValue: Math.round(dexieGz / 102.4) / 10, target: '≤ 120 KB', pass: wasmGz <= BUDGET });
-row('size', 'JS glue, gzipped', Math.round(glueGz / 102.4) / 10, 'KB', 'wasm-bindgen --target web, gzip -9');
+row('size', 'JS glue, gzipped', Math.round(glueGz / 102.4) / 10, 'KB', `wasm-bindgen --target web: pos_sync.js and the ${glueFiles.length - 1} module(s) it imports, each gzip -9, summed`);
 
 // ---- Browser ----
 const dir = tempDir('pos-sync-bench-');
@@ -205,8 +216,14 @@ row('hub', 'hub resident memory after the load', Math.round(load.hub_rss_kib / 1
 
 // ---- Output ----
 const fmt = (v) => (v === null || v === undefined ? 'not measured' : typeof v === 'number' ? v.toLocaleString('en-US') : String(v));
-// A --quick run's timings are not held against the targets; its size is (size does not vary).
-const verdict = (r) => (quick && r.group !== 'size' && r.target ? 'not judged (--quick)'
+// A --quick run's timings are not held against their targets, in the table or the JSON; its
+// size is (size does not vary).
+if (quick) {
+  for (const r of rows) {
+    if (r.group !== 'size' && typeof r.pass === 'boolean') Object.assign(r, { pass: null, judged: false });
+  }
+}
+const verdict = (r) => (r.judged === false ? 'not judged (--quick)'
   : r.pass === true ? 'met' : r.pass === false ? 'MISSED' : r.target ? (r.value === null ? 'not measured' : 'reported') : '');
 const lines = [
   `pos-sync benchmarks, ${new Date().toISOString().slice(0, 10)}, ${machine}, Chromium at ${CHROMIUM}, hub ${hubBin}${quick ? ' (--quick)' : ''}`,
@@ -216,7 +233,6 @@ const lines = [
   ...rows.map((r) => `| ${r.name} | ${fmt(r.value)} ${r.unit} | ${r.peer ? `${r.peer}: ${fmt(r.peerValue)}` : ''} | ${r.ratio ?? ''} | ${r.target ?? ''} | ${verdict(r)} | ${r.conditions} |`),
 ];
 console.log(lines.join('\n'));
-mkdirSync(outDir, { recursive: true });
 const file = join(outDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, quick, builds: { hub: hubBin, load: loadBin }, rows }, null, 2) + '\n');
 console.log(`\nJSON: ${file}`);

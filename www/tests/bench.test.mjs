@@ -65,11 +65,20 @@ test('bench/run.mjs --quick measures every row and writes the table and its JSON
     assert.match(named('(batches of 100)').conditions, /2000 queued sales, batches of 100 \(20 pushes\)/);
     assert.match(named('push throughput').conditions, /20000 operations in batches of 100/);
 
+    // A short run's timings are not judged, in the JSON as in the table; reported rows stay so.
+    for (const r of rows.filter((x) => x.group !== 'size' && x.target)) {
+      if (r.target === 'reported only') assert.equal(r.pass, undefined, r.name);
+      else assert.ok(r.pass === null && r.judged === false, `${r.name}: ${r.pass}`);
+    }
+    // The JS glue row counts every module the package loads.
+    assert.match(named('JS glue').conditions, /pos_sync\.js and the 1 module\(s\) it imports/);
+
     // The printed table: a header, then one line per row, timings not judged in a short run.
     assert.match(stdout, /pos-sync benchmarks, \d{4}-\d{2}-\d{2}, \d+ cores, .*\(--quick\)/);
     const lines = stdout.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| what') && !l.startsWith('| ---'));
     assert.equal(lines.length, rows.length);
     assert.ok(lines.find((l) => l.startsWith('| online → all applied on the hub (default batch size) |')).includes('| not judged (--quick) |'));
+    assert.ok(lines.find((l) => l.startsWith('| hub resident memory')).includes('| reported |'));
   } finally {
     out.remove();
   }
