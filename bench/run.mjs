@@ -5,14 +5,14 @@
 // It needs the release builds (scripts/build.sh, and `cargo build --release --example
 // hub_load`; `bash bench/run.sh` does both). With --quick, a check that the suite runs
 // rather than figures, the debug hub and load generator do where the release ones are not
-// built (the tests run it so). The JSON goes to DIR, bench-out/ by default. Browser figures come from headless Chromium, one
-// page on the hub's own origin, fresh databases for every row; hub figures from the load
-// generator in examples/hub_load.rs over real HTTP on loopback. The browser rows run in a
-// Chromium with no automation client attached (tools/browser.mjs, detachedPage), as a till
-// runs, each group of rows in a fresh one; one drain row is repeated under playwright for
-// reference. Every figure states its conditions. Comparisons run side by side in the same
-// run and are given as ratios; targets are from the benchmarks issue, and a missed one says
-// so.
+// built (the tests run it so). The JSON goes to DIR, bench-out/ by default. Browser figures
+// come from headless Chromium, one page on the hub's own origin, fresh databases for every
+// row; hub figures from the load generator in examples/hub_load.rs over real HTTP on
+// loopback. The browser rows run in a Chromium with no automation client attached
+// (tools/browser.mjs, detachedPage), as a till runs, each group of rows in a fresh one; one
+// drain row is repeated under playwright for reference. Every figure states its conditions.
+// Comparisons run side by side in the same run and are given as ratios; targets are from the
+// benchmarks issue, and a missed one says so.
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -23,16 +23,11 @@ import { startHub } from '../tools/hub-process.mjs';
 import { launchBrowser, detachedPage, chromiumVersion, CHROMIUM } from '../tools/browser.mjs';
 import { tempDir } from '../tools/children.mjs';
 
-let options;
+// The options; the output folder is made first, so a bad one fails before the run, not after.
+let quick;
+let outDir;
 try {
-  ({ values: options } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string', default: 'bench-out' } } }));
-} catch (e) {
-  console.error(`bench: ${e.message}\nusage: node bench/run.mjs [--quick] [--out DIR]`);
-  process.exit(2);
-}
-const { quick, out: outDir } = options;
-// The output folder is made first, so a bad one fails before the run, not after it.
-try {
+  ({ values: { quick, out: outDir } } = parseArgs({ options: { quick: { type: 'boolean', default: false }, out: { type: 'string', default: 'bench-out' } } }));
   if (!outDir) throw new Error('--out needs a folder');
   mkdirSync(outDir, { recursive: true });
 } catch (e) {
